@@ -1,0 +1,45 @@
+"""Update unit: ternary desire-gated STDP (docs/fixed-point.md, section 6).
+
+For weight w[o, i] with gate g_o = sign_o * active_o * keep_o in {-1, 0, +1}:
+
+    acc[o, i] = sum over steps t with a post spike s_o[t] of the trace r_i[t]
+    mag[o, i] = (lr_int * acc[o, i] + rnd[o, i]) >> lr_shift
+    w[o, i]   = sat(w[o, i] + g_o * mag[o, i], weight_bits)
+
+rnd is 0 (truncate), 2^(lr_shift-1) (round to nearest) or a Weyl offset from
+the rounding stream (stochastic rounding, unbiased).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from golden.fixed import Constants, sat
+from golden.prng import XorShift32, weyl_rounding
+
+__all__ = ["rounding_offsets", "stdp_accumulate", "weight_update"]
+
+
+def stdp_accumulate(post: np.ndarray, traces: np.ndarray) -> np.ndarray:
+    """acc (n_out, n_in) from post spikes (T, n_out) bool and traces (T, n_in) of the same steps."""
+    return post.T.astype(np.int64) @ traces.astype(np.int64)
+
+
+def rounding_offsets(c: Constants, rng: XorShift32 | None, n_in: int, n_out: int) -> np.ndarray:
+    """Offsets rnd (n_out, n_in); stochastic rounding draws one word per input row i."""
+    if c.rounding == "truncate":
+        return np.zeros((1, 1), dtype=np.int64)
+    if c.rounding == "nearest":
+        return np.full((1, 1), 1 << (c.lr_shift - 1), dtype=np.int64)
+    if rng is None:
+        raise ValueError("stochastic rounding needs the rounding stream")
+    return weyl_rounding(rng.draw(n_in), n_out, c.lr_shift).T
+
+
+def weight_update(
+    w: np.ndarray, acc: np.ndarray, gate: np.ndarray, lr_int: int, rnd: np.ndarray, c: Constants
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the gated update; returns (new weights, applied delta) both (n_out, n_in)."""
+    mag = (lr_int * acc + rnd) >> c.lr_shift
+    new = sat(w.astype(np.int64) + gate.astype(np.int64)[:, None] * mag, c.weight_bits)
+    return new.astype(w.dtype), new - w

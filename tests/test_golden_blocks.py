@@ -92,7 +92,10 @@ def scalar_lif(v: int, drive: int, thr: int, keep: bool) -> tuple[int, bool]:
 @given(
     st.lists(
         st.tuples(
-            st.integers(V_LO, V_HI), st.integers(-(2**24), 2**24), st.integers(1, 8192), st.booleans()
+            st.integers(V_LO, V_HI),
+            st.integers(-(2**24), 2**24),
+            st.integers(1, 8192),
+            st.booleans(),
         ),
         min_size=1,
         max_size=30,
@@ -112,7 +115,10 @@ def test_synaptic_drive_is_sum_of_rows(batch: int, n_in: int, n_out: int, data) 
     s = np.array(
         data.draw(st.lists(st.booleans(), min_size=batch * n_in, max_size=batch * n_in))
     ).reshape(batch, n_in)
-    expected = [[sum(int(w[i, o]) for i in range(n_in) if s[b, i]) for o in range(n_out)] for b in range(batch)]
+    expected = [
+        [sum(int(w[i, o]) for i in range(n_in) if s[b, i]) for o in range(n_out)]
+        for b in range(batch)
+    ]
     assert synaptic_drive(s, w).tolist() == expected
 
 
@@ -172,7 +178,9 @@ def test_zero_and_full_desire() -> None:
 
 @given(st.integers(1, 6), st.integers(1, 6), st.data())
 def test_hidden_desire_equals_real_rule(n_h: int, n_g: int, data) -> None:
-    w = np.array(data.draw(st.lists(st.integers(W_LO, W_HI), min_size=n_h * n_g, max_size=n_h * n_g)))
+    w = np.array(
+        data.draw(st.lists(st.integers(W_LO, W_HI), min_size=n_h * n_g, max_size=n_h * n_g))
+    )
     w = w.reshape(n_h, n_g)
     counts = np.array(data.draw(st.lists(st.integers(0, C.tsteps), min_size=n_h, max_size=n_h)))
     signs = np.array(data.draw(st.lists(st.sampled_from([-1, 1]), min_size=n_h, max_size=n_h)))
@@ -185,7 +193,9 @@ def test_hidden_desire_equals_real_rule(n_h: int, n_g: int, data) -> None:
         total = sum(
             Fraction(int(w[h, g]), 2**C.weight_frac)
             * abs(Fraction(int(signs[h] > 0)) - Fraction(int(counts[h])) / r)
-            * int(signs[h]) * int(act[h]) * int(keep[h])
+            * int(signs[h])
+            * int(act[h])
+            * int(keep[h])
             for h in range(n_h)
         )
         assert bool(active[g]) == (abs(total) >= th)
@@ -222,7 +232,12 @@ def test_weight_update_hand_cases_and_saturation() -> None:
 )
 def test_weight_update_matches_spec(acc: int, lr: int, rnd: int, gate: int, w: int) -> None:
     new, _ = weight_update(
-        np.array([[w]], np.int32), np.array([[acc]]), np.array([gate], np.int8), lr, np.array([[rnd]]), C
+        np.array([[w]], np.int32),
+        np.array([[acc]]),
+        np.array([gate], np.int8),
+        lr,
+        np.array([[rnd]]),
+        C,
     )
     expected = min(max(w + gate * ((lr * acc + rnd) // 2**C.lr_shift), W_LO), W_HI)
     assert int(new[0, 0]) == expected

@@ -53,7 +53,9 @@ def test_default_formats_track_float64(test_images) -> None:
 
 def test_one_step_delay() -> None:
     cfg = CFG.replace(network={"layers": (784, 20, 20, 10)})
-    net = GoldenNet(cfg, [np.full((20, 784), 4096), np.full((20, 20), 4096), np.full((10, 20), 4096)])
+    net = GoldenNet(
+        cfg, [np.full((20, 784), 4096), np.full((20, 20), 4096), np.full((10, 20), 4096)]
+    )
     rec = net.forward(np.full(784, 255, np.uint8), record=True)
     first = [int(np.flatnonzero(s[:, 0].any(axis=1))[0]) for s in rec.spikes]
     assert first == [0, 1, 2]  # each layer answers one step after the one below

@@ -192,9 +192,13 @@ class GoldenNet:
         deltas = []
         for l in range(self.c.n_linear):
             gate = ternary(acts[l], signs[l], keep[l + 1])
-            n_out, n_in = self.weights[l].shape
-            rnd = rounding_offsets(self.c, self.rounding_rng, n_in, n_out)
-            acc = stdp_accumulate(fwd.spikes[l][:, 0], fwd.traces[l][:, 0])
-            self.weights[l], delta = weight_update(self.weights[l], acc, gate, lr_int, rnd, self.c)
+            rows = np.flatnonzero(gate)  # only desired neurons learn
+            w = self.weights[l]
+            rnd = rounding_offsets(self.c, self.rounding_rng, w.shape[1], rows)
+            acc = stdp_accumulate(fwd.spikes[l][:, 0, rows], fwd.traces[l][:, 0])
+            new, delta_rows = weight_update(w[rows], acc, gate[rows], lr_int, rnd, self.c)
+            w[rows] = new
+            delta = np.zeros(w.shape, dtype=np.int64)
+            delta[rows] = delta_rows
             deltas.append(delta)
         return StepRecord(fwd, keep, acts, signs, deltas)

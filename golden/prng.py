@@ -84,10 +84,8 @@ def dropout_mask(rng: XorShift32, n: int, p_int: int, prob_bits: int) -> np.ndar
     return top >= p_int
 
 
-def weyl_rounding(row_words: np.ndarray, n_in: int, lr_shift: int) -> np.ndarray:
-    """Offsets (rows, n): top ``lr_shift`` bits of (row_word + i * WEYL_STEP) mod 2^32."""
-    i = np.arange(n_in, dtype=np.uint64)
-    words = (row_words.astype(np.uint64)[:, None] + i[None, :] * np.uint64(WEYL_STEP)) & np.uint64(
-        MASK32
-    )
-    return (words >> np.uint64(32 - lr_shift)).astype(np.int64)
+def weyl_rounding(row_words: np.ndarray, cols: np.ndarray, lr_shift: int) -> np.ndarray:
+    """Offsets (rows, len(cols)): top ``lr_shift`` bits of (row_word + col * WEYL_STEP) mod 2^32."""
+    col = np.asarray(cols, dtype=np.uint64)
+    words = row_words.astype(np.uint64)[:, None] + col[None, :] * np.uint64(WEYL_STEP)
+    return ((words & np.uint64(MASK32)) >> np.uint64(32 - lr_shift)).astype(np.int64)

@@ -21,19 +21,32 @@ __all__ = ["rounding_offsets", "stdp_accumulate", "weight_update"]
 
 
 def stdp_accumulate(post: np.ndarray, traces: np.ndarray) -> np.ndarray:
-    """acc (n_out, n_in) from post spikes (T, n_out) bool and traces (T, n_in) of the same steps."""
-    return post.T.astype(np.int64) @ traces.astype(np.int64)
+    """acc (n_out, n_in) from post spikes (T, n_out) bool and traces (T, n_in) of the same steps.
+
+    A loop over the T steps adding the trace vector to the rows that fired: the
+    update unit's own order, and much faster than an integer matmul in numpy.
+    """
+    acc = np.zeros((post.shape[1], traces.shape[1]), dtype=np.int64)
+    for fired, trace in zip(post, traces, strict=True):
+        acc[fired] += trace
+    return acc
 
 
-def rounding_offsets(c: Constants, rng: XorShift32 | None, n_in: int, n_out: int) -> np.ndarray:
-    """Offsets rnd (n_out, n_in); stochastic rounding draws one word per input row i."""
+def rounding_offsets(
+    c: Constants, rng: XorShift32 | None, n_in: int, rows: np.ndarray
+) -> np.ndarray:
+    """Offsets rnd (len(rows), n_in) for output neurons ``rows`` of a layer with ``n_in`` inputs.
+
+    Stochastic rounding draws one word per input row i, all n_in of them, whichever
+    output rows are updated, so the stream position never depends on the desire.
+    """
     if c.rounding == "truncate":
         return np.zeros((1, 1), dtype=np.int64)
     if c.rounding == "nearest":
         return np.full((1, 1), 1 << (c.lr_shift - 1), dtype=np.int64)
     if rng is None:
         raise ValueError("stochastic rounding needs the rounding stream")
-    return weyl_rounding(rng.draw(n_in), n_out, c.lr_shift).T
+    return weyl_rounding(rng.draw(n_in), rows, c.lr_shift).T
 
 
 def weight_update(

@@ -132,9 +132,8 @@ class FixedNet:
         for l, w in enumerate(self.weights):
             gate = torch.as_tensor(ternary(acts[l], signs[l], keep_np[l + 1]), device=self.device)
             n_out, n_in = w.shape
-            rnd = torch.as_tensor(
-                rounding_offsets(c, self.rounding_rng, n_in, n_out), device=self.device
-            )
+            rnd = rounding_offsets(c, self.rounding_rng, n_in, np.arange(n_out))
+            rnd = torch.as_tensor(rnd, device=self.device)
             acc = self._mm(spk[l][:, 0].T, trc[l][:, 0])
             mag = (lr_int * acc + rnd) >> c.lr_shift
             self.weights[l] = self._sat(w + gate.to(torch.int64)[:, None] * mag, c.weight_bits)

@@ -214,12 +214,12 @@ def test_weight_update_hand_cases_and_saturation() -> None:
     w = np.array([[W_HI - 1, 0], [W_LO + 1, 0], [5, 5]], dtype=np.int32)
     acc = np.array([[100, 16], [100, 17], [100, 100]])
     gate = np.array([1, -1, 0], dtype=np.int8)
-    new, delta = weight_update(w, acc, gate, 8, rounding_offsets(c, None, 2, 3), c)
+    new, delta = weight_update(w, acc, gate, 8, rounding_offsets(c, None, 2, np.arange(3)), c)
     # mag = 8*acc >> 4 = acc // 2: 50 saturates at W_HI; 8; -50 saturates at W_LO; -8; gate 0
     assert new.tolist() == [[W_HI, 8], [W_LO, -8], [5, 5]]
     assert delta.tolist() == [[1, 8], [-1, -8], [0, 0]]
     n = constants(CFG.replace(formats={"rounding": "nearest", "lr_shift": 4}))
-    new, _ = weight_update(w, acc, gate, 8, rounding_offsets(n, None, 2, 3), n)
+    new, _ = weight_update(w, acc, gate, 8, rounding_offsets(n, None, 2, np.arange(3)), n)
     assert new.tolist()[0][1] == 8 and new.tolist()[1][1] == -9  # 8.5 rounds half up in magnitude
 
 
@@ -245,7 +245,7 @@ def test_weight_update_matches_spec(acc: int, lr: int, rnd: int, gate: int, w: i
 
 def test_stochastic_rounding_is_unbiased() -> None:
     rng = XorShift32(C.rounding_seed)
-    rnd = rounding_offsets(C, rng, 1000, 50)
+    rnd = rounding_offsets(C, rng, 1000, np.arange(50))
     acc = np.full(rnd.shape, 7)
     lr = 3 * 2**C.lr_shift // 10  # 0.3 per unit: exact value 2.1 per synapse
     mag = (lr * acc + rnd) >> C.lr_shift
@@ -286,7 +286,7 @@ def test_dropout_mask_matches_spec(seed: int, p_int: int, n: int) -> None:
 
 
 def test_weyl_offsets_by_hand() -> None:
-    out = weyl_rounding(np.array([0, 0xFFFFFFFF], dtype=np.uint32), 2, 4)
+    out = weyl_rounding(np.array([0, 0xFFFFFFFF], dtype=np.uint32), np.arange(2), 4)
     assert out.tolist() == [[0, 0x9], [0xF, 0x9]]  # top 4 bits of 0x9E3779B9 and of +(-1)
 
 

@@ -1,79 +1,115 @@
 """Command-line flags shared by every tool, with the reference implementation's names.
 
-``add_config_args`` adds ``--config/--preset`` and the reference's network
-flags (``--tsteps``, ``--mempot-thres``, ...); ``config_from_args`` builds the
-:class:`~desire.config.Config` they describe, so that ``python -m model`` and
-``python -m golden`` accept the same spelling for the same thing.
+``add_network_flags`` adds ``--config/--preset`` and the reference's network
+flags (``--tsteps``, ``--mempot-thres``, ...); ``build_config`` builds the
+:class:`~desire.config.Config` they describe. Network flags only override the
+config when given, so the config file stays the one source of truth, and
+``python -m model`` and ``python -m golden`` accept the same spelling for the
+same thing.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from desire.config import Config, ConfigError, load_config
+from desire.config import PRESETS, Config, load_config
 from desire.datasets import DATASETS
 
-__all__ = ["add_config_args", "add_data_args", "config_from_args"]
+__all__ = [
+    "DEFAULT_DATASET",
+    "add_data_flags",
+    "add_network_flags",
+    "build_config",
+    "network_overrides",
+    "positive_int",
+]
 
-#: flag destination -> Network field it overrides
-_NETWORK_FLAGS = {
-    "layers": "layers",
-    "tsteps": "tsteps",
-    "mempot_thres": "mempot_thres",
-    "mempot_decay": "mempot_decay",
-    "error_margin": "error_margin",
-    "dropout": "dropout",
-    "lr": "lr",
-}
+DEFAULT_DATASET = "fashion-mnist"
+_NET = PRESETS["default"].network
 
 
-def add_config_args(p: argparse.ArgumentParser) -> None:
-    """Config file / preset plus the reference's network flags (default: from the config)."""
+def _fmt(values: Sequence[float]) -> str:
+    return " ".join(f"{v:g}" for v in values)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1, with a readable error otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def add_network_flags(p: argparse.ArgumentParser) -> None:
+    """Config file / preset plus the reference's network flags (defaults from the config)."""
     g = p.add_argument_group("network (defaults from --config / --preset)")
-    g.add_argument("--config", help="TOML or JSON config file")
-    g.add_argument("--preset", help="named config: default, fmnist-1000, mnist-1600")
-    g.add_argument("--layers", type=int, nargs="+", help="layer sizes, e.g. 784 1000 100 10")
-    g.add_argument("--tsteps", type=int, help="time steps per sample")
-    g.add_argument("--mempot-thres", type=float, help="membrane threshold")
-    g.add_argument("--mempot-decay", type=int, help="decay exponent k: beta = 1 - 2^-k")
+    g.add_argument("--config", type=Path, help="TOML or JSON config file")
+    g.add_argument("--preset", choices=sorted(PRESETS), help="named config (default: default)")
+    g.add_argument("--layers", type=int, nargs="+", help=f"sizes, e.g. {_fmt(_NET.layers)}")
+    g.add_argument("--tsteps", type=int, help=f"time steps ({_NET.tsteps})")
+    g.add_argument("--mempot-thres", type=float, help=f"threshold ({_NET.mempot_thres})")
+    g.add_argument("--mempot-decay", type=int, help=f"decay 2^-k, k ({_NET.mempot_decay})")
+    thresholds = (_NET.desire_thres_conv, _NET.desire_thres_hidden, _NET.desire_thres_output)
     g.add_argument(
         "--desire-thres",
         type=float,
         nargs=3,
         metavar=("CONV", "HIDDEN", "OUTPUT"),
-        help="ternarisation thresholds of conv, hidden and output layers",
+        help=f"ternarisation thresholds ({_fmt(thresholds)})",
     )
-    g.add_argument("--error-margin", type=int, help="target count is tsteps - error_margin")
-    g.add_argument("--dropout", type=float, nargs=2, metavar=("INPUT", "HIDDEN"))
-    g.add_argument("--lr", type=float, help="learning rate of epoch 0")
+    g.add_argument("--error-margin", type=int, help=f"R = T - m ({_NET.error_margin})")
+    g.add_argument(
+        "--dropout",
+        type=float,
+        nargs=2,
+        metavar=("INPUT", "HIDDEN"),
+        help=f"dropout probabilities ({_fmt(_NET.dropout)})",
+    )
+    g.add_argument("--lr", type=float, help=f"learning rate of epoch 0 ({_NET.lr})")
 
 
-def add_data_args(p: argparse.ArgumentParser) -> None:
+def add_data_flags(
+    p: argparse.ArgumentParser, dataset_default: str | None = DEFAULT_DATASET
+) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--dataset", choices=DATASETS, default="fashion-mnist")
-    g.add_argument("--data-dir", help="folder with the IDX files (default: search known places)")
+    g.add_argument("--dataset", choices=DATASETS, default=dataset_default)
+    g.add_argument("--data-dir", type=Path, help="folder with the IDX files (default: search)")
     g.add_argument("--download", action="store_true", help="download the dataset if not found")
-    g.add_argument("--train-limit", type=int, help="use only the first N training samples")
-    g.add_argument("--test-limit", type=int, help="use only the first N test samples")
+    g.add_argument("--test-limit", type=positive_int, help="use only the first N test samples")
 
 
-def config_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Config:
-    """The config the flags describe; a bad value ends the program with a clear message."""
-    try:
-        cfg = load_config(args.config, args.preset)
-        changes: dict[str, Any] = {
-            field: tuple(v) if isinstance(v, list) else v
-            for flag, field in _NETWORK_FLAGS.items()
-            if (v := getattr(args, flag, None)) is not None
+def network_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``[network]`` fields given on the command line."""
+    changes: dict[str, Any] = {}
+    for flag in ("tsteps", "mempot_thres", "mempot_decay", "error_margin", "lr"):
+        if getattr(args, flag, None) is not None:
+            changes[flag] = getattr(args, flag)
+    if getattr(args, "layers", None) is not None:
+        changes["layers"] = tuple(args.layers)
+    if getattr(args, "dropout", None) is not None:
+        changes["dropout"] = tuple(args.dropout)
+    if getattr(args, "desire_thres", None) is not None:
+        conv, hidden, output = args.desire_thres
+        changes |= {
+            "desire_thres_conv": conv,
+            "desire_thres_hidden": hidden,
+            "desire_thres_output": output,
         }
-        if getattr(args, "desire_thres", None) is not None:
-            conv, hidden, output = args.desire_thres
-            changes |= {
-                "desire_thres_conv": conv,
-                "desire_thres_hidden": hidden,
-                "desire_thres_output": output,
-            }
-        return cfg.replace(network=changes) if changes else cfg
-    except (ConfigError, TypeError) as exc:
-        parser.error(str(exc))
+    return changes
+
+
+def build_config(args: argparse.Namespace, base: Config | None = None) -> Config:
+    """Config file or preset (or ``base``, e.g. a checkpoint's), then the command-line overrides.
+
+    Raises :class:`~desire.config.ConfigError` for values out of range.
+    """
+    if base is None or args.config is not None or args.preset is not None:
+        base = load_config(args.config, args.preset)
+    changes = network_overrides(args)
+    return base.replace(network=changes) if changes else base

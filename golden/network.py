@@ -57,8 +57,9 @@ class StepRecord:
     deltas: list[np.ndarray]
 
     @property
-    def prediction(self) -> int:
-        return int(strict_argmax(self.forward.counts[-1][0]))
+    def counts(self) -> list[np.ndarray]:
+        """Spike counts of every layer for this sample."""
+        return [c[0] for c in self.forward.counts]
 
 
 class GoldenNet:
@@ -100,6 +101,9 @@ class GoldenNet:
             for n_in, n_out in itertools.pairwise(layers)
         ]
         return cls.from_float(cfg, w)
+
+    def int_weights(self) -> list[np.ndarray]:
+        return self.weights
 
     def float_weights(self) -> list[np.ndarray]:
         return dequantize_weights(self.weights, self.c)

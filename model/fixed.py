@@ -98,13 +98,16 @@ class FixedNet:
         counts = [s.sum(0) for s in spk]
         return counts, spk, [torch.stack(t) for t in traces] if training else []
 
-    def infer(self, pixels: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    def infer(self, pixels: np.ndarray | torch.Tensor, batch_size: int = 1024) -> np.ndarray:
         """Output spike counts (N, n_classes), batched, no dropout."""
+        x = torch.as_tensor(pixels)
         parts = [
-            self.forward(pixels[i : i + batch_size])[0][-1]
-            for i in range(0, len(pixels), batch_size)
+            self.forward(x[i : i + batch_size])[0][-1].cpu() for i in range(0, len(x), batch_size)
         ]
-        return torch.cat(parts)
+        return torch.cat(parts).numpy()
+
+    def int_weights(self) -> list[np.ndarray]:
+        return [w.cpu().numpy().astype(np.int32) for w in self.weights]
 
     def _draw_keep(self) -> list[torch.Tensor | None]:
         masks: list[torch.Tensor | None] = []
@@ -130,11 +133,12 @@ class FixedNet:
             acts.insert(0, a)
             signs.insert(0, s)
         for l, w in enumerate(self.weights):
-            gate = torch.as_tensor(ternary(acts[l], signs[l], keep_np[l + 1]), device=self.device)
-            n_out, n_in = w.shape
-            rnd = rounding_offsets(c, self.rounding_rng, n_in, np.arange(n_out))
-            rnd = torch.as_tensor(rnd, device=self.device)
-            acc = self._mm(spk[l][:, 0].T, trc[l][:, 0])
-            mag = (lr_int * acc + rnd) >> c.lr_shift
-            self.weights[l] = self._sat(w + gate.to(torch.int64)[:, None] * mag, c.weight_bits)
+            gate_np = ternary(acts[l], signs[l], keep_np[l + 1])
+            rows_np = np.flatnonzero(gate_np)  # only desired neurons learn
+            rnd = rounding_offsets(c, self.rounding_rng, w.shape[1], rows_np)
+            rows = torch.as_tensor(rows_np, device=self.device)
+            gate = torch.as_tensor(gate_np[rows_np], dtype=torch.int64, device=self.device)
+            acc = self._mm(spk[l][:, 0, rows].T, trc[l][:, 0])
+            mag = (lr_int * acc + torch.as_tensor(rnd, device=self.device)) >> c.lr_shift
+            w[rows] = self._sat(w[rows] + gate[:, None] * mag, c.weight_bits)
         return FixedStep(counts, acts, signs)

@@ -245,7 +245,8 @@ class DesireNet:
 
     ``layers[l]`` connects neuron layer ``l`` (0 = rate-coded input) to neuron
     layer ``l + 1``. ``mask_generator`` (on ``device``) draws dropout masks;
-    pass ``masks`` to :meth:`train_step` to use externally drawn ones.
+    pass ``masks`` to :meth:`train_step` to use externally drawn ones. Initial
+    weights come from a CPU generator seeded with ``seed``, masks from ``seed + 1``.
     """
 
     def __init__(
@@ -264,6 +265,8 @@ class DesireNet:
         self.layers = layers
         self.device = torch.device(device)
         self.dtype = dtype
+        for layer in layers:  # updates are applied in place: own a copy on the device
+            layer.weight = layer.weight.to(device=self.device, dtype=dtype, copy=True)
         self.mask_generator = torch.Generator(device=self.device)
         self.mask_generator.manual_seed(seed + 1)
 
@@ -320,44 +323,42 @@ class DesireNet:
         """uint8 pixels ``(B, 784)`` to intensities in [0, 1] on the device."""
         return images.to(device=self.device).to(self.dtype) / 255.0
 
+    def _fire(self, v: Tensor, mask: Tensor | None, out: Tensor) -> None:
+        """Spike where ``v >= theta`` and unmasked, written to ``out``; reset by subtraction.
+
+        In place, so that a time step costs few kernel launches at batch size 1.
+        A masked neuron keeps its membrane (no reset).
+        """
+        theta = self.network.mempot_thres
+        out.copy_(v >= theta)
+        if mask is not None:
+            out.mul_(mask)
+        v.sub_(out, alpha=theta)
+
     def _input_spikes(self, x: Tensor, mask: Tensor | None) -> Tensor:
         """Deterministic rate coding: v += x, spike at >= theta, subtract theta, no decay."""
-        theta = self.network.mempot_thres
         out = torch.empty((self.network.tsteps, *x.shape), dtype=self.dtype, device=self.device)
         v = torch.zeros_like(x)
         for t in range(self.network.tsteps):
-            v = v + x
-            s = (v >= theta).to(self.dtype)
-            if mask is not None:
-                s = s * mask
-            v = v - theta * s
-            out[t] = s
+            v.add_(x)
+            self._fire(v, mask, out[t])
         return out
 
     def _lif(self, currents: Tensor, mask: Tensor | None) -> Tensor:
         """LIF recurrence over time: decay, integrate, fire where unmasked, subtract theta."""
-        net = self.network
-        beta, theta = net.beta, net.mempot_thres
+        beta = self.network.beta
         out = torch.empty_like(currents)
         v = torch.zeros_like(currents[0])
-        for t in range(net.tsteps):
-            v = beta * v + currents[t]
-            s = (v >= theta).to(self.dtype)
-            if mask is not None:
-                s = s * mask
-            v = v - theta * s
-            out[t] = s
+        for t in range(self.network.tsteps):
+            v.mul_(beta).add_(currents[t])
+            self._fire(v, mask, out[t])
         return out
 
     def _traces(self, inputs: Tensor) -> Tensor:
         """r[t+1] = beta * r[t] + min(in[t], 1): the clamp keeps dropout scaling out."""
-        beta = self.network.beta
-        out = torch.empty_like(inputs)
-        clamped = inputs.clamp(max=1.0)
-        r = torch.zeros_like(inputs[0])
-        for t in range(self.network.tsteps):
-            r = beta * r + clamped[t]
-            out[t] = r
+        out = inputs.clamp(max=1.0)
+        for t in range(1, self.network.tsteps):
+            out[t].add_(out[t - 1], alpha=self.network.beta)
         return out
 
     def forward(
@@ -442,7 +443,7 @@ class DesireNet:
         desire = self.desire(counts, labels, masks)
         deltas = self.weight_deltas(record, desire, lr)
         for layer, delta in zip(self.layers, deltas, strict=True):
-            layer.weight = layer.weight + delta
+            layer.weight.add_(delta)
         correct = strict_max_predictions(counts[-1]) == labels.to(self.device, torch.long)
         return StepResult(record, desire, deltas, correct, desire.local_loss())
 

@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from model.train import (
     CheckpointError,
@@ -47,6 +48,7 @@ def plot_accuracy(log: list[dict[str, Any]], path: Path) -> Path:
     ax.plot(epochs, [100 * e["train_acc"] for e in log], "o-", label="train (with dropout)")
     ax.plot(epochs, [100 * e["test_acc"] for e in log], "s-", label="test")
     ax.set(xlabel="epoch", ylabel="accuracy [%]", title="Accuracy")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -62,6 +64,7 @@ def plot_local_loss(log: list[dict[str, Any]], path: Path) -> Path:
     for i, series in enumerate(losses):
         ax.plot(epochs, series, "o-", label=f"layer {i + 1}")
     ax.set(xlabel="epoch", ylabel="mean local loss per neuron", title="Local test loss")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="upper left")
     acc = ax.twinx()
     acc.plot(epochs, [100 * e["test_acc"] for e in log], color="0.6", label="test accuracy")

@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = 1
+DEFAULT_DATASET = "fashion-mnist"
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -65,7 +66,7 @@ class TrainOptions:
     """Everything about a run that is not part of the network config."""
 
     out: Path
-    dataset: str = "fashion-mnist"
+    dataset: str = DEFAULT_DATASET
     epochs: int = 1
     batch_size: int = 1
     eval_batch_size: int = 500
@@ -296,8 +297,16 @@ def _start(cfg: Config, opts: TrainOptions) -> tuple[DesireNet, torch.Generator,
         return net, shuffle, 0, -1.0
     state = load_checkpoint(last)
     net = net_from_checkpoint(state, None, opts.device, opts.dtype)
-    net.mask_generator.set_state(state["rng"]["mask"])
-    shuffle.set_state(state["rng"]["shuffle"])
+    if net.config != cfg and not opts.quiet:
+        print(f"resuming with the config stored in {last}, not the one given", flush=True)
+    try:
+        net.mask_generator.set_state(state["rng"]["mask"])
+        shuffle.set_state(state["rng"]["shuffle"])
+    except (RuntimeError, KeyError) as exc:
+        raise CheckpointError(
+            f"cannot restore the RNG state of {last} on device {opts.device} "
+            f"(resume on the device it was saved on): {exc}"
+        ) from exc
     log = opts.out / "log.jsonl"
     _write_log(log, [e for e in _read_log(log) if e["epoch"] <= state["epoch"]])
     return net, shuffle, state["epoch"] + 1, state["best_test_acc"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,15 @@ from model.train import (
 F64 = torch.float64
 FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 needs_fmnist = pytest.mark.skipif(not FMNIST_DIR.is_dir(), reason="Fashion-MNIST not installed")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Small tensors: intra-op threads only add stalls when the CPU is shared."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _config(layers: tuple[int, ...] = (784, 40, 20, 10), **network) -> Config:
@@ -100,18 +110,20 @@ def test_train_epoch_batch_one_is_online_training(train_data: Dataset) -> None:
 
 @needs_fmnist
 def test_short_training_beats_chance(tmp_path: Path) -> None:
-    cfg = PRESETS["default"].replace(network={"lr": 1e-4})
+    # 2 x 1500 samples; lr 3x the reference's so that learning shows this early.
+    cfg = PRESETS["default"].replace(network={"lr": 3e-5})
     opts = TrainOptions(
-        out=tmp_path, epochs=2, batch_size=4, train_limit=800, test_limit=300, quiet=True
+        out=tmp_path, epochs=2, batch_size=4, train_limit=1500, test_limit=300, quiet=True
     )
     untrained = DesireNet.from_config(cfg, seed=opts.seed)
     test_set = load_data("fashion-mnist", "test", torch.device("cpu"), limit=300)
-    before = evaluate(untrained, test_set).accuracy
+    before = evaluate(untrained, test_set)
     log = train(cfg, opts)
     assert [e["epoch"] for e in log] == [0, 1]
-    assert log[-1]["test_acc"] > 0.35 and log[-1]["test_acc"] > before + 0.15
+    assert log[-1]["test_acc"] > 0.35 and log[-1]["test_acc"] > before.accuracy + 0.2
     assert log[1]["lr"] < log[0]["lr"]
     assert len(log[-1]["test_local_loss"]) == 2
+    assert log[-1]["test_local_loss"][-1] < before.local_loss[-1]
 
 
 @needs_fmnist
@@ -190,7 +202,8 @@ def test_cli_train_eval_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         (["train", "--dropout", "1.5", "0.2"], "dropout probabilities"),
         (["train", "--tsteps", "0"], "tsteps"),
         (["train", "--layers", "784"], "layers needs at least 2"),
-        (["train", "--arith", "fixed"], "not yet available"),
+        (["train", "--arith", "fixed", "--batch-size", "4"], "trains online"),
+        (["train", "--resume"], "--resume needs --out"),
         (["train", "--preset", "nope"], "invalid choice"),
         (["train", "--epochs", "0"], "positive integer"),
         (["train", "--device", "cuda:0" if not torch.cuda.is_available() else "bogus"], "device"),

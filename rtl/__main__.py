@@ -1,0 +1,3 @@
+from rtl.verilog import main
+
+raise SystemExit(main())

@@ -1,0 +1,141 @@
+"""Rate-coding input encoder: 8-bit pixels to spikes (docs/fixed-point.md, section 2).
+
+Per pixel an accumulator ``a``: each step ``a <- a + x``, fire when ``a >= 255``,
+then ``a <- a - 255``. The pixels and accumulators live in two memories whose
+word holds ``lanes`` pixels, so one step costs ``ceil(n / lanes)`` cycles and the
+spikes come out as ``lanes``-bit words: the same granularity as the neuron
+cores' output, so every spike vector of the accelerator has one word format.
+Mirrors :class:`golden.encoder.Encoder`.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from golden.fixed import PIXEL_FULL
+from rtl import check_int, index_shape
+
+__all__ = ["PIXEL_BITS", "Encoder"]
+
+#: Width of a pixel (uint8).
+PIXEL_BITS = 8
+#: Width of an accumulator: a + x <= 254 + 255 = 509 fits 9 bits.
+ACC_BITS = (2 * PIXEL_FULL).bit_length()
+
+
+class Encoder(wiring.Component):
+    """Encoder of ``n`` pixels served ``lanes`` at a time.
+
+    Ports
+    -----
+    pix_word, pix_lane : In
+        Where the pixel on ``pix_data`` goes: pixel ``pix_word * lanes + pix_lane``.
+        Word and lane (not a flat index) so that no divider is needed for a lane
+        count that is not a power of two; the host side counts them up.
+    pix_data : In(8)
+        Pixel value, written when ``pix_we`` is high. Write only while not
+        ``busy`` (the accelerator's pixel stream guarantees it).
+    pix_we : In(1)
+    keep : In(n)
+        Input dropout mask (all ones in inference): a dropped pixel never fires
+        but still accumulates. Sampled on the cycle each word is output.
+    start : In(1)
+        Strobe: compute one time step. Ignored while ``busy``.
+    first : In(1)
+        Sampled with ``start``: first step of a sample, the accumulators count
+        as 0 (no separate clearing pass).
+    busy : Out(1)
+        High from the cycle after ``start`` until the last word is out.
+    spk_valid : Out(1)
+        One spike word this cycle (no back-pressure: the consumer must take it).
+    spk_word : Out(index_shape(words))
+        Index of the word: spikes of pixels ``spk_word * lanes + j``.
+    spk_bits : Out(lanes)
+        Spike of each lane; padding lanes beyond ``n`` never fire.
+    """
+
+    def __init__(self, n: int, lanes: int) -> None:
+        self._n = check_int("n", n, 1)
+        self._lanes = check_int("lanes", lanes, 1)
+        self._words = -(-n // lanes)
+        super().__init__(
+            {
+                "pix_word": In(index_shape(self._words)),
+                "pix_lane": In(index_shape(lanes)),
+                "pix_data": In(PIXEL_BITS),
+                "pix_we": In(1),
+                "keep": In(n, init=(1 << n) - 1),
+                "start": In(1),
+                "first": In(1),
+                "busy": Out(1),
+                "spk_valid": Out(1),
+                "spk_word": Out(index_shape(self._words)),
+                "spk_bits": Out(lanes),
+            }
+        )
+
+    @property
+    def n(self) -> int:
+        return self._n
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def words(self) -> int:
+        """Cycles per time step (one memory word per cycle)."""
+        return self._words
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        p = self._lanes
+        m.submodules.pixels = pix = Memory(
+            shape=data.ArrayLayout(unsigned(PIXEL_BITS), p), depth=max(self._words, 2), init=[]
+        )
+        m.submodules.accs = acc = Memory(
+            shape=data.ArrayLayout(unsigned(ACC_BITS), p), depth=max(self._words, 2), init=[]
+        )
+        pix_w = pix.write_port(granularity=1)
+        pix_r = pix.read_port()
+        acc_w = acc.write_port()
+        # transparent: with a single word, the next step reads the word being written
+        acc_r = acc.read_port(transparent_for=(acc_w,))
+
+        m.d.comb += [pix_w.addr.eq(self.pix_word), pix_w.en.eq(self.pix_we << self.pix_lane)]
+        m.d.comb += [pix_w.data[j].eq(self.pix_data) for j in range(p)]
+
+        # stage 0: walk the words
+        running = Signal()
+        word = Signal(index_shape(self._words))
+        first = Signal()
+        s1_valid = Signal()
+        s1_word = Signal(index_shape(self._words))
+        m.d.comb += [pix_r.addr.eq(word), acc_r.addr.eq(word), self.busy.eq(running | s1_valid)]
+        m.d.sync += [s1_valid.eq(running), s1_word.eq(word)]
+        with m.If(running):
+            m.d.sync += word.eq(word + 1)
+            with m.If(word == self._words - 1):
+                m.d.sync += [running.eq(0), word.eq(0)]
+        with m.Elif(self.start & ~s1_valid):
+            m.d.sync += [running.eq(1), word.eq(0), first.eq(self.first)]
+
+        # stage 1: a <- a + x; fire at 255; subtract
+        keep = Cat(self.keep, Const(0, self._words * p - self._n)).word_select(s1_word, p)
+        fires = []
+        for j in range(p):
+            a = Mux(first, 0, acc_r.data[j]) + pix_r.data[j]
+            fire = a >= PIXEL_FULL
+            m.d.comb += acc_w.data[j].eq(a - Mux(fire, PIXEL_FULL, 0))
+            fires.append(fire & keep[j])
+        m.d.comb += [
+            acc_w.addr.eq(s1_word),
+            acc_w.en.eq(s1_valid),
+            self.spk_valid.eq(s1_valid),
+            self.spk_word.eq(s1_word),
+            self.spk_bits.eq(Cat(*fires)),
+        ]
+        return m

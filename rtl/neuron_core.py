@@ -1,0 +1,280 @@
+"""Event-driven LIF neuron core: one layer of ``n_out`` neurons on ``lanes`` lanes.
+
+(docs/fixed-point.md, section 3; mirrors :func:`golden.neuron_core.lif_step`.)
+
+Memories (``B = ceil(n_out / lanes)`` blocks of ``lanes`` neurons):
+
+- weights: ``n_in * B`` words of ``lanes`` signed weights, in-major: word
+  ``i * B + b`` holds ``w[b * lanes + j, i]`` in lane ``j``. One input spike
+  reads ``B`` consecutive words, one per cycle, and every lane adds a weight:
+  a spike costs ``B`` cycles and silent inputs cost nothing.
+- membranes: ``B`` words of ``lanes`` values, each ``acc_bits`` wide: wide
+  enough for a membrane plus ``n_in`` weights, so integration never saturates
+  and the order of input events does not matter (as the spec requires).
+
+Operations, each a pass through a two-stage pipeline (read, then
+compute-and-write; the membrane read port is transparent to the write port so
+back-to-back passes over one block see the value just written):
+
+- accumulate (one per input event): ``v <- v + w``.
+- fire (end of step): ``v <- sat(v)``; ``s <- v >= thr and keep``;
+  ``v <- v - thr * s``; output ``s`` and ``v``; store ``v - (v >> k)``, the
+  decay of the *next* step. Decaying at the end of step t is the same as
+  decaying at the start of step t + 1, and the sample starts from 0, whose
+  decay is 0.
+- clear (start of sample): ``v <- 0``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from desire.config import Config
+from golden.fixed import constants, signed_range
+from rtl import check_int, index_shape
+
+__all__ = ["NeuronCore", "weight_rows"]
+
+
+def weight_rows(w: np.ndarray, lanes: int) -> list[list[int]]:
+    """Weight-memory contents for ``w`` (n_out, n_in): row ``i * B + b`` = lanes of block b.
+
+    Padding lanes (``b * lanes + j >= n_out``) hold 0, so padding neurons never
+    integrate anything.
+    """
+    n_out, n_in = w.shape
+    blocks = -(-n_out // lanes)
+    padded = np.zeros((n_in, blocks * lanes), dtype=np.int64)
+    padded[:, :n_out] = np.asarray(w, dtype=np.int64).T
+    return padded.reshape(n_in * blocks, lanes).tolist()
+
+
+class NeuronCore(wiring.Component):
+    """A layer of ``n_out`` LIF neurons fed by ``n_in`` inputs, ``lanes`` neurons per cycle.
+
+    Ports
+    -----
+    events : In(stream.Signature(range(n_in)))
+        Index of one spiking input. Accepted when idle or on the last cycle of
+        the previous event, so a stream of events keeps the lanes busy every
+        cycle. Not accepted during a fire or clear pass.
+    fire : In(1)
+        Strobe, only while ``idle``: end of the time step (saturate, fire,
+        reset, decay). ``B`` cycles; ``out_*`` carry the results.
+    clear : In(1)
+        Strobe, only while ``idle``: zero every membrane (``B`` cycles).
+    idle : Out(1)
+        No event, pass or pipeline stage in flight.
+    threshold : In(signed(membrane_bits))
+        Firing threshold and reset amount; must be > 0 (the accelerator's
+        register refuses other values).
+    keep : In(n_out)
+        Dropout keep mask (all ones in inference): a dropped neuron neither
+        fires nor resets, but decays and integrates.
+    out_valid : Out(1)
+        A block of fire-pass results this cycle (no back-pressure).
+    out_block : Out(range(B))
+        Results are for neurons ``out_block * lanes + j``.
+    out_spikes : Out(lanes)
+        Spikes of the block; padding lanes never fire.
+    out_membrane : Out(ArrayLayout(signed(membrane_bits), lanes))
+        Membranes after reset (before the next step's decay), for monitors.
+    w_word, w_lane, w_data, w_we : In
+        Host weight write: ``w_data`` to lane ``w_lane`` of word ``w_word``
+        (see :func:`weight_rows` for the layout). Write only while ``idle``.
+    w_rdata : Out(ArrayLayout(signed(weight_bits), lanes))
+        Word ``w_word`` of the cycle before, valid while the core was idle.
+    """
+
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        lanes: int,
+        *,
+        weight_bits: int,
+        membrane_bits: int,
+        decay_shift: int,
+        weights: np.ndarray | None = None,
+    ) -> None:
+        self._n_in = check_int("n_in", n_in, 1)
+        self._n_out = check_int("n_out", n_out, 1)
+        self._lanes = check_int("lanes", lanes, 1)
+        self._weight_bits = check_int("weight_bits", weight_bits, 2)
+        self._membrane_bits = check_int("membrane_bits", membrane_bits, weight_bits)
+        self._decay_shift = check_int("decay_shift", decay_shift, 1, membrane_bits)
+        self._blocks = -(-n_out // lanes)
+        self._init = [] if weights is None else self._checked_weights(weights)
+        super().__init__(
+            {
+                "events": In(stream.Signature(index_shape(n_in))),
+                "fire": In(1),
+                "clear": In(1),
+                "idle": Out(1),
+                "threshold": In(signed(membrane_bits)),
+                "keep": In(n_out, init=(1 << n_out) - 1),
+                "out_valid": Out(1),
+                "out_block": Out(index_shape(self._blocks)),
+                "out_spikes": Out(lanes),
+                "out_membrane": Out(data.ArrayLayout(signed(membrane_bits), lanes)),
+                "w_word": In(index_shape(self.depth)),
+                "w_lane": In(index_shape(lanes)),
+                "w_data": In(signed(weight_bits)),
+                "w_we": In(1),
+                "w_rdata": Out(data.ArrayLayout(signed(weight_bits), lanes)),
+            }
+        )
+
+    @classmethod
+    def for_layer(cls, cfg: Config, layer: int, weights: np.ndarray | None = None) -> NeuronCore:
+        """The core of weight layer ``layer`` of ``cfg`` (all parameters from the config)."""
+        c = constants(cfg)
+        check_int("layer", layer, 0, c.n_linear - 1)
+        return cls(
+            c.layers[layer],
+            c.layers[layer + 1],
+            cfg.hardware.lanes,
+            weight_bits=c.weight_bits,
+            membrane_bits=c.membrane_bits,
+            decay_shift=c.decay_shift,
+            weights=weights,
+        )
+
+    def _checked_weights(self, weights: np.ndarray) -> list[list[int]]:
+        w = np.asarray(weights)
+        if w.shape != (self._n_out, self._n_in):
+            raise ValueError(f"weights must have shape {(self._n_out, self._n_in)}, not {w.shape}")
+        lo, hi = signed_range(self._weight_bits)
+        if not np.issubdtype(w.dtype, np.integer) or w.min() < lo or w.max() > hi:
+            raise ValueError(f"weights must be integers in [{lo}, {hi}]")
+        return weight_rows(w, self._lanes)
+
+    @property
+    def n_in(self) -> int:
+        return self._n_in
+
+    @property
+    def n_out(self) -> int:
+        return self._n_out
+
+    @property
+    def lanes(self) -> int:
+        return self._lanes
+
+    @property
+    def blocks(self) -> int:
+        """Cycles per input event and per pass: ``ceil(n_out / lanes)``."""
+        return self._blocks
+
+    @property
+    def depth(self) -> int:
+        """Words of the weight memory."""
+        return self._n_in * self._blocks
+
+    @property
+    def acc_bits(self) -> int:
+        """Membrane memory width: |v| + n_in * |w_max| never overflows it."""
+        return max(self._membrane_bits, self._weight_bits + self._n_in.bit_length()) + 1
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        p, nb = self._lanes, self._blocks
+        m.submodules.weights = wmem = Memory(
+            shape=data.ArrayLayout(signed(self._weight_bits), p),
+            depth=max(self.depth, 2),
+            init=self._init,
+        )
+        m.submodules.membranes = vmem = Memory(
+            shape=data.ArrayLayout(signed(self.acc_bits), p), depth=max(nb, 2), init=[]
+        )
+        w_wr = wmem.write_port(granularity=1)
+        w_rd = wmem.read_port()
+        v_wr = vmem.write_port()
+        v_rd = vmem.read_port(transparent_for=(v_wr,))
+
+        m.d.comb += [w_wr.addr.eq(self.w_word), w_wr.en.eq(self.w_we << self.w_lane)]
+        m.d.comb += [w_wr.data[j].eq(self.w_data) for j in range(p)]
+        m.d.comb += self.w_rdata.eq(w_rd.data)
+
+        # stage 0: issue reads, for an input event (acc) or a pass (fire / clear)
+        acc_on = Signal()
+        acc_addr = Signal(index_shape(self.depth))
+        acc_block = Signal(index_shape(nb))
+        pass_on = Signal()
+        pass_fire = Signal()
+        pass_block = Signal(index_shape(nb))
+        s1_acc, s1_fire, s1_clear = Signal(), Signal(), Signal()
+        s1_block = Signal(index_shape(nb))
+
+        last_block = acc_block == nb - 1
+        m.d.comb += [
+            self.events.ready.eq(~pass_on & (~acc_on | last_block)),
+            self.idle.eq(~acc_on & ~pass_on & ~s1_acc & ~s1_fire & ~s1_clear),
+            w_rd.addr.eq(Mux(acc_on, acc_addr, self.w_word)),
+            v_rd.addr.eq(Mux(pass_on, pass_block, acc_block)),
+        ]
+        m.d.sync += [
+            s1_acc.eq(acc_on),
+            s1_fire.eq(pass_on & pass_fire),
+            s1_clear.eq(pass_on & ~pass_fire),
+            s1_block.eq(Mux(pass_on, pass_block, acc_block)),
+        ]
+        with m.If(acc_on):
+            m.d.sync += [acc_addr.eq(acc_addr + 1), acc_block.eq(acc_block + 1)]
+            with m.If(last_block):
+                m.d.sync += [acc_on.eq(0), acc_block.eq(0)]
+        with m.If(self.events.valid & self.events.ready):
+            m.d.sync += [acc_on.eq(1), acc_addr.eq(self.events.payload * nb), acc_block.eq(0)]
+
+        with m.If(pass_on):
+            m.d.sync += pass_block.eq(pass_block + 1)
+            with m.If(pass_block == nb - 1):
+                m.d.sync += [pass_on.eq(0), pass_block.eq(0)]
+        with m.Elif(self.idle & (self.fire | self.clear)):
+            m.d.sync += [pass_on.eq(1), pass_fire.eq(self.fire), pass_block.eq(0)]
+
+        # stage 1: compute and write back
+        m.d.comb += [v_wr.addr.eq(s1_block), v_wr.en.eq(s1_acc | s1_fire | s1_clear)]
+        self._stage1(m, v_rd.data, w_rd.data, v_wr.data, s1_acc, s1_fire, s1_block)
+        return m
+
+    def _stage1(
+        self,
+        m: Module,
+        v_old: data.ArrayView,
+        w: data.ArrayView,
+        v_new: data.ArrayView,
+        s1_acc: Signal,
+        s1_fire: Signal,
+        s1_block: Signal,
+    ) -> None:
+        """Write data of the three operations (clear writes the default 0); fire also drives
+        ``out_*``."""
+        p = self._lanes
+        lo, hi = signed_range(self._membrane_bits)
+        thr = self.threshold
+        pad = self._blocks * p - self._n_out
+        keep = Cat(self.keep, Const(0, pad)).word_select(s1_block, p)
+        spikes = []
+        for j in range(p):
+            v = v_old[j]
+            v_sat = Mux(v > hi, hi, Mux(v < lo, lo, v))
+            fire = (v_sat >= thr) & keep[j]
+            v_reset = Signal(signed(self._membrane_bits), name=f"v_reset{j}")
+            m.d.comb += v_reset.eq(v_sat - Mux(fire, thr, 0))
+            spikes.append(fire)
+            m.d.comb += self.out_membrane[j].eq(v_reset)
+            with m.If(s1_acc):
+                m.d.comb += v_new[j].eq(v + w[j])
+            with m.Elif(s1_fire):
+                m.d.comb += v_new[j].eq(v_reset - (v_reset >> self._decay_shift))
+            # clear: data stays 0
+        m.d.comb += [
+            self.out_valid.eq(s1_fire),
+            self.out_block.eq(s1_block),
+            self.out_spikes.eq(Cat(*spikes)),
+        ]

@@ -1,0 +1,174 @@
+"""cocotb testbench of rtl.accelerator.Accelerator; golden.network.GoldenNet is the scoreboard.
+
+Per sample the per-class spike counts and the predicted class must equal
+golden's. ``DESIRE_IMAGES`` sets how many Fashion-MNIST test images
+:func:`test_fashion_mnist` runs (default 10).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import cocotb
+import numpy as np
+from cocotb.handle import HierarchyObject
+from cocotb.triggers import ClockCycles, RisingEdge
+
+from desire.config import Config
+from golden.fixed import signed_range
+from golden.network import GoldenNet, strict_argmax
+from rtl.accelerator import Accelerator, Status
+from sim.drivers import MmioMaster, StreamSink, StreamSource, env_config, reset, stimulus_rng
+
+#: Environment variable: number of Fashion-MNIST images of test_fashion_mnist.
+ENV_IMAGES = "DESIRE_IMAGES"
+
+
+class AccelEnv:
+    """DUT plus drivers, speaking in networks and samples."""
+
+    def __init__(self, dut: HierarchyObject) -> None:
+        self.dut = dut
+        self.cfg: Config = env_config()
+        self.model = Accelerator(self.cfg)  # addresses and layouts only, never elaborated
+        self.model._MustUse__silence = True  # type: ignore[attr-defined]
+        self.pixels = StreamSource(dut, "pixels__", dut.clk)
+        self.result = StreamSink(dut, "result__", dut.clk)
+        self.bus = MmioMaster(dut, "bus__", dut.clk)
+        self.tsteps = self.cfg.network.tsteps
+
+    async def load(self, net: GoldenNet) -> None:
+        """Weights over the bus, one write per cycle."""
+        for l, w in enumerate(net.weights):
+            n_out, n_in = w.shape
+            await self.bus.write_many(
+                (self.model.weight_address(l, o, i), int(w[o, i]))
+                for i in range(n_in)
+                for o in range(n_out)
+            )
+
+    async def set_thresholds(self, thresholds: list[int]) -> None:
+        for l, thr in enumerate(thresholds):
+            await self.bus.write(self.model.regs.THRESHOLD + l, thr)
+
+    def decode(self, raw: int) -> tuple[list[int], int, int]:
+        """(counts, cls, valid_class) from the flat result payload (StructLayout order)."""
+        bits, n_cls = self.tsteps.bit_length(), self.cfg.network.layers[-1]
+        counts = [(raw >> (bits * k)) & ((1 << bits) - 1) for k in range(n_cls)]
+        raw >>= bits * n_cls
+        cls_bits = n_cls.bit_length()
+        return counts, raw & ((1 << cls_bits) - 1), (raw >> cls_bits) & 1
+
+    async def sample(self, image: np.ndarray) -> tuple[list[int], int, int]:
+        await self.pixels.send(image)
+        return self.decode(await self.result.recv())
+
+    async def check(self, net: GoldenNet, images: np.ndarray) -> list[int]:
+        """Run ``images``; assert counts and class equal golden's; return cycles per sample."""
+        want = net.infer(images)
+        cycles = []
+        for k, image in enumerate(images):
+            counts, cls, valid = await self.sample(image)
+            pred = int(strict_argmax(want[k]))
+            assert counts == want[k].tolist(), f"sample {k}: counts {counts} != {want[k].tolist()}"
+            expect = (pred, 1) if pred >= 0 else (self.model.no_class, 0)
+            assert (cls, valid) == expect, f"sample {k}: class {(cls, valid)} != {expect}"
+            cycles.append(await self.bus.read(self.model.regs.CYCLES))
+        return cycles
+
+
+def _random_net(cfg: Config, rng: np.random.Generator) -> GoldenNet:
+    """Kaiming weights scaled 1..4x (hidden and output layers spike more)."""
+    net = GoldenNet.init_random(cfg, seed=int(rng.integers(1 << 30)))
+    lo, hi = signed_range(net.c.weight_bits)
+    net.weights = [np.clip(w * rng.uniform(1, 4), lo, hi).astype(np.int32) for w in net.weights]
+    return net
+
+
+@cocotb.test()
+async def test_random(dut: HierarchyObject) -> None:
+    """Random net, random thresholds (register), constrained-random images."""
+    env = AccelEnv(dut)  # drives every input before reset ends
+    await reset(dut)
+    rng = stimulus_rng("accelerator.random")
+    net = _random_net(env.cfg, rng)
+    theta = float(rng.choice([1.0, 0.75, 0.5]))
+    net = GoldenNet(env.cfg.replace(network={"mempot_thres": theta}), net.weights)
+    await env.load(net)
+    await env.set_thresholds([net.c.thr_eval] * net.c.n_linear)
+    n_in = env.cfg.network.layers[0]
+    images = rng.integers(0, 256, (3, n_in)).astype(np.uint8)
+    images[1] = np.where(rng.random(n_in) < 0.5, 0, images[1])  # sparse
+    await env.check(net, images)
+
+
+@cocotb.test()
+async def test_all_zero_and_all_full(dut: HierarchyObject) -> None:
+    """Black (no spikes anywhere: a tie, no class) and white (every pixel every step)."""
+    env = AccelEnv(dut)  # drives every input before reset ends
+    await reset(dut)
+    net = _random_net(env.cfg, stimulus_rng("accelerator.corners"))
+    await env.load(net)
+    n_in = env.cfg.network.layers[0]
+    images = np.stack([np.zeros(n_in, np.uint8), np.full(n_in, 255, np.uint8)])
+    await env.check(net, images)
+
+
+@cocotb.test()
+async def test_misuse(dut: HierarchyObject) -> None:
+    """Pixels while busy stall; weight/threshold writes while busy are ignored and flagged."""
+    env = AccelEnv(dut)  # drives every input before reset ends
+    await reset(dut)
+    regs = env.model.regs
+    rng = stimulus_rng("accelerator.misuse")
+    net = _random_net(env.cfg, rng)
+    await env.load(net)
+    image = rng.integers(0, 256, env.cfg.network.layers[0]).astype(np.uint8)
+    await env.pixels.send(image)
+    # the sample runs: offer one more pixel for 20 cycles
+    dut.pixels__payload.value = 7
+    dut.pixels__valid.value = 1
+    await ClockCycles(dut.clk, 20)
+    dut.pixels__valid.value = 0
+    assert await env.bus.read(regs.STALLS) >= 20
+    await env.bus.write(env.model.weight_address(0, 0, 0), 1234)
+    await env.bus.write(regs.THRESHOLD, 1)
+    status = await env.bus.read(regs.STATUS)
+    assert status & Status.BUSY and status & Status.ERR_BUSY, f"status {status:#x}"
+    counts, _, _ = env.decode(await env.result.recv())
+    assert counts == net.infer(image[None])[0].tolist()
+    assert await env.bus.read(regs.THRESHOLD) == net.c.thr_eval
+    await env.bus.write(regs.STATUS, Status.ERR_BUSY)
+    assert not await env.bus.read(regs.STATUS) & Status.ERR_BUSY
+    await env.bus.write(regs.THRESHOLD, -5)  # not > 0: refused
+    assert await env.bus.read(regs.STATUS) & Status.ERR_WRITE
+    assert await env.bus.read(env.model.weight_address(0, 0, 0)) == net.weights[0][0, 0]
+    events = [await env.bus.read(regs.EVENTS + l) for l in range(net.c.n_linear)]
+    rec = net.forward(image[None], record=True)
+    # layer l > 0 sees layer l - 1 one step late: its last step's spikes are never consumed
+    assert events == [int(rec.input_spikes.sum())] + [int(s[:-1].sum()) for s in rec.spikes[:-1]]
+
+
+@cocotb.test(skip=env_config().network.layers[0] != 28 * 28)
+async def test_fashion_mnist(dut: HierarchyObject) -> None:
+    """Fashion-MNIST test images on a quantised (Kaiming-initialised) net: counts equal golden."""
+    from desire.datasets import load_dataset
+
+    env = AccelEnv(dut)  # drives every input before reset ends
+    await reset(dut)
+    n = int(os.environ.get(ENV_IMAGES, "10"))
+    images, _ = load_dataset("fashion-mnist", "test", limit=n)
+    net = GoldenNet.init_random(env.cfg, seed=0)
+    await env.load(net)
+    start_ns = cocotb.utils.get_sim_time("ns")
+    wall = time.monotonic()
+    cycles = await env.check(net, images)
+    wall = time.monotonic() - wall
+    sim_cycles = (cocotb.utils.get_sim_time("ns") - start_ns) / 10
+    await RisingEdge(dut.clk)
+    print(
+        f"fashion-mnist: {n} images identical to golden; cycles/sample mean {np.mean(cycles):.0f} "
+        f"(min {min(cycles)}, max {max(cycles)}); {n / wall:.2f} samples/s, "
+        f"{sim_cycles / wall:.0f} cycles/s"
+    )

@@ -1,0 +1,184 @@
+"""rtl.accelerator.Accelerator in the Amaranth simulator against golden.network.GoldenNet."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator, SimulatorContext
+
+from desire.config import Config, load_config
+from golden.network import GoldenNet, strict_argmax
+from rtl.accelerator import Accelerator, RegisterMap, SpikeScanner, Status, cycle_model
+
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+SMALL = load_config().replace(network={"layers": (20, 12, 6), "tsteps": 6}, hardware={"lanes": 4})
+DEEP = load_config().replace(network={"layers": (9, 5, 7, 3), "tsteps": 8}, hardware={"lanes": 2})
+
+
+async def _write(ctx: SimulatorContext, dut: Accelerator, addr: int, value: int) -> None:
+    ctx.set(dut.bus.addr, addr)
+    ctx.set(dut.bus.wdata, value & 0xFFFF_FFFF)
+    ctx.set(dut.bus.we, 1)
+    await ctx.tick()
+    ctx.set(dut.bus.we, 0)
+
+
+async def _read(ctx: SimulatorContext, dut: Accelerator, addr: int) -> int:
+    """Signed 32-bit value at ``addr`` (rdata is valid the cycle after the address)."""
+    ctx.set(dut.bus.addr, addr)
+    await ctx.tick()
+    value = ctx.get(dut.bus.rdata)
+    return value - (1 << 32) if value >> 31 else value
+
+
+Sample = tuple[list[int], int, int, int]  # counts, cls, valid_class, CYCLES
+
+
+async def _sample(ctx: SimulatorContext, dut: Accelerator, pixels: np.ndarray) -> Sample:
+    """Send one image, wait for its result: (counts, cls, valid_class, cycles)."""
+    ctx.set(dut.pixels.valid, 1)
+    for x in pixels:
+        ctx.set(dut.pixels.payload, int(x))
+        await ctx.tick().until(dut.pixels.ready)
+    ctx.set(dut.pixels.valid, 0)
+    ctx.set(dut.result.ready, 1)
+    await ctx.tick().until(dut.result.valid)
+    ctx.set(dut.result.ready, 0)
+    res = ctx.get(dut.result.payload)
+    counts = [int(x) for x in res.counts]
+    cycles = await _read(ctx, dut, dut.regs.CYCLES)
+    return counts, int(res.cls), int(res.valid_class), cycles
+
+
+def _run(dut: Accelerator, testbench: Callable[[SimulatorContext], Awaitable[None]]) -> None:
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+def _images(cfg: Config, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (n, cfg.network.layers[0]))
+    x[0] = 0  # all-zero image: every class 0 spikes, a tie
+    if n > 1:
+        x[1] = 255
+    return x.astype(np.uint8)
+
+
+def _check_against_golden(net: GoldenNet, dut: Accelerator, images: np.ndarray) -> list[Sample]:
+    want = net.infer(images)
+    got: list[Sample] = []
+
+    async def testbench(ctx: SimulatorContext) -> None:
+        for img in images:
+            got.append(await _sample(ctx, dut, img))
+
+    _run(dut, testbench)
+    for k, (counts, cls, valid, _) in enumerate(got):
+        np.testing.assert_array_equal(counts, want[k], err_msg=f"sample {k}")
+        pred = int(strict_argmax(want[k]))
+        assert (cls, valid) == ((pred, 1) if pred >= 0 else (dut.no_class, 0)), f"sample {k}"
+    return got
+
+
+@pytest.mark.parametrize("cfg", [SMALL, DEEP], ids=["small", "deep"])
+def test_sim_counts_match_golden(cfg: Config) -> None:
+    net = GoldenNet.init_random(cfg, seed=3)
+    net.weights = [
+        np.clip(w * 3, -(2**15), 2**15 - 1) for w in net.weights
+    ]  # stronger drive: hidden and output layers spike
+    dut = Accelerator(cfg, net.weights)
+    images = _images(cfg, 4, seed=2)
+    got = _check_against_golden(net, dut, images)
+    assert any(sum(g[0]) > 0 for g in got), "the test needs output spikes to mean anything"
+    # the cycle model used for the large presets is exact on the RTL
+    rec = net.forward(images, record=True)
+    for k, g in enumerate(got):
+        spikes = [s[:, k] for s in rec.spikes]
+        assert cycle_model(cfg, rec.input_spikes[:, k], spikes).cycles == g[3], f"sample {k}"
+
+
+def test_sim_bus_weights_thresholds_and_misuse() -> None:
+    cfg = SMALL
+    net = GoldenNet.init_random(cfg, seed=9)
+    net.weights = [w * 3 for w in net.weights]
+    dut = Accelerator(cfg)  # weights come over the bus
+    regs = dut.regs
+    images = _images(cfg, 2, seed=4)
+    net_thr = 3000
+    results: dict[str, object] = {}
+
+    async def testbench(ctx: SimulatorContext) -> None:
+        for l, w in enumerate(net.weights):
+            for o in range(w.shape[0]):
+                for i in range(w.shape[1]):
+                    await _write(ctx, dut, dut.weight_address(l, o, i), int(w[o, i]))
+        results["readback"] = await _read(ctx, dut, dut.weight_address(1, 5, 7))
+        for l in range(len(net.weights)):
+            await _write(ctx, dut, regs.THRESHOLD + l, net_thr)
+        await _write(ctx, dut, regs.THRESHOLD, 0)  # invalid: ignored, flagged
+        results["status_bad"] = await _read(ctx, dut, regs.STATUS)
+        await _write(ctx, dut, regs.STATUS, Status.ERR_WRITE)
+        results["status_clear"] = await _read(ctx, dut, regs.STATUS)
+        results["thr"] = await _read(ctx, dut, regs.THRESHOLD)
+        # start a sample, then misuse the interface while it runs
+        ctx.set(dut.pixels.valid, 1)
+        for x in images[0]:
+            ctx.set(dut.pixels.payload, int(x))
+            await ctx.tick().until(dut.pixels.ready)
+        ctx.set(dut.pixels.payload, 17)  # an extra pixel: must stall, not be taken
+        await ctx.tick()
+        results["ready_busy"] = ctx.get(dut.pixels.ready)
+        await _write(ctx, dut, dut.weight_address(0, 0, 0), 1234)  # ignored while busy
+        await _write(ctx, dut, regs.THRESHOLD, 100)  # ignored while busy
+        results["status_busy"] = await _read(ctx, dut, regs.STATUS)
+        ctx.set(dut.pixels.valid, 0)
+        ctx.set(dut.result.ready, 1)
+        await ctx.tick().until(dut.result.valid)
+        ctx.set(dut.result.ready, 0)
+        results["first"] = [int(x) for x in ctx.get(dut.result.payload).counts]
+        results["stalls"] = await _read(ctx, dut, regs.STALLS)
+        results["events"] = [await _read(ctx, dut, regs.EVENTS + l) for l in range(2)]
+        results["second"] = (await _sample(ctx, dut, images[1]))[0]
+
+    _run(dut, testbench)
+    assert results["readback"] == net.weights[1][5, 7]
+    assert results["status_bad"] & Status.ERR_WRITE
+    assert not results["status_clear"] & Status.ERR_WRITE
+    assert results["thr"] == net_thr
+    assert results["ready_busy"] == 0
+    assert results["status_busy"] & (Status.ERR_BUSY | Status.BUSY) == Status.ERR_BUSY | Status.BUSY
+    assert results["stalls"] > 0
+    # the run used the bus-written weights and thresholds, not the ones written while busy
+    ref = GoldenNet(cfg.replace(network={"mempot_thres": net_thr / 2**12}), net.weights)
+    assert ref.c.thr_eval == net_thr
+    want = ref.forward(images, record=True)
+    np.testing.assert_array_equal(results["first"], want.counts[-1][0])
+    np.testing.assert_array_equal(results["second"], want.counts[-1][1])
+    # layer 1 sees layer 0 one step late: layer 0's last step is never consumed
+    assert results["events"] == [
+        int(want.input_spikes[:, 0].sum()),
+        int(want.spikes[0][:-1, 0].sum()),
+    ]
+
+
+def test_register_map() -> None:
+    regs = RegisterMap(3)
+    assert (regs.THRESHOLD, regs.EVENTS, regs.size) == (4, 7, 10)
+    with pytest.raises(ValueError, match="n_layers must be >= 1"):
+        RegisterMap(0)
+
+
+def test_wrong_arguments() -> None:
+    with pytest.raises(TypeError, match=r"cfg must be a desire\.config\.Config"):
+        Accelerator({"layers": (4, 2)})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="expected 2 weight layers, got 1"):
+        Accelerator(SMALL, [np.zeros((12, 20), np.int32)])
+    with pytest.raises(ValueError, match="out must be >= 0 and <= 5"):
+        Accelerator(SMALL).weight_address(1, 6, 0)
+    with pytest.raises(ValueError, match="width must be >= 1"):
+        SpikeScanner(3, 0)

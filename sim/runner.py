@@ -18,6 +18,7 @@ Environment knobs (also read by the test modules):
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -132,8 +133,10 @@ def run(
     seed: int | None = None,
     testcase: str | Sequence[str] | None = None,
     extra_env: Mapping[str, str] | None = None,
+    test_module: str | None = None,
+    log_file: Path | None = None,
 ) -> RunResult:
-    """Build ``block`` of ``cfg`` and run ``sim.test_<block>`` on ``simulator``."""
+    """Build ``block`` of ``cfg``, run ``test_module`` (default ``sim.test_<block>``) on it."""
     if block not in BLOCKS:
         raise ValueError(f"block must be one of {sorted(BLOCKS)}, not {block!r}")
     if not available(simulator):
@@ -163,9 +166,10 @@ def run(
         build_args=build_args,
         timescale=("1ns", "1ps"),
         waves=waves,
+        log_file=log_file,
     )
     xml = runner.test(
-        test_module=f"sim.test_{block}",
+        test_module=test_module or f"sim.test_{block}",
         hdl_toplevel=BLOCKS[block],
         build_dir=build_dir,
         test_dir=build_dir,
@@ -174,9 +178,35 @@ def run(
         waves=waves,
         seed=seed,
         timescale=("1ns", "1ps"),
+        log_file=log_file,
     )
     total, failed = get_results(Path(xml))
     return RunResult(simulator, block, total - failed, failed, time.monotonic() - start, Path(xml))
+
+
+def run_export(export: Path, simulator: str, images: int, results: Path) -> dict:
+    """An export's network on the accelerator for ``images`` test images (sim.test_export).
+
+    Returns the JSON the test wrote: RTL and golden counts, ``identical``,
+    cycles per sample, plus the simulator's name. The simulator's output goes to
+    ``results`` with the suffix ``.log``.
+    """
+    from golden.export import load_export
+
+    cfg = load_export(export)[0]
+    env = {
+        "DESIRE_EXPORT": str(Path(export).resolve()),
+        "DESIRE_IMAGES": str(images),
+        "DESIRE_RESULTS": str(Path(results).resolve()),
+    }
+    Path(results).unlink(missing_ok=True)
+    log = Path(results).with_suffix(".log")
+    outcome = run(
+        "accelerator", simulator, cfg, extra_env=env, test_module="sim.test_export", log_file=log
+    )
+    if not Path(results).is_file():
+        raise RuntimeError(f"{simulator} run of {export} wrote no results; see {log}")
+    return {"simulator": simulator, "passed": outcome.ok, **json.loads(Path(results).read_text())}
 
 
 def summary(results: Sequence[RunResult]) -> str:

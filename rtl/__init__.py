@@ -1,7 +1,8 @@
 """Amaranth RTL of the desire-backpropagation accelerator.
 
-Blocks mirror golden/: :mod:`rtl.encoder`, :mod:`rtl.neuron_core`, chained by
-:mod:`rtl.accelerator`; :mod:`rtl.verilog` writes Verilog for a config.
+Blocks mirror golden/: :mod:`rtl.encoder`, :mod:`rtl.neuron_core`, :mod:`rtl.desire_unit`,
+:mod:`rtl.update_unit` and :mod:`rtl.prng`, chained by :mod:`rtl.accelerator`;
+:mod:`rtl.verilog` writes Verilog for a config.
 docs/fixed-point.md is the contract, docs/architecture.md the design.
 """
 

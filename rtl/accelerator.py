@@ -30,26 +30,33 @@ import enum
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from desire.config import Config
 from golden.fixed import constants
 from rtl import check_int, index_shape
+from rtl.desire_unit import DesireUnit, q_shape, ternary
 from rtl.encoder import PIXEL_BITS, Encoder
 from rtl.neuron_core import NeuronCore
+from rtl.prng import XorShift32
+from rtl.update_unit import UpdateUnit
 
 __all__ = [
     "DATA_BITS",
     "Accelerator",
     "CycleReport",
     "MmioSignature",
+    "Mode",
     "RegisterMap",
     "SpikeScanner",
     "Status",
+    "TrainingCycles",
     "cycle_model",
+    "training_cycle_model",
 ]
 
 #: Width of the memory-mapped data bus.
@@ -73,6 +80,11 @@ class RegisterMap:
     offered a pixel that was not accepted), ``THRESHOLD + l`` (RW: threshold of
     layer l, > 0 and inside the membrane range, reset value ``thr_eval``),
     ``EVENTS + l`` (R: input spikes layer l processed in the last sample).
+    Training (docs/architecture.md, "Training"): ``MODE`` (RW: bit 0 = train),
+    ``LR_INT`` (RW: learning-rate register), ``CYCLES_BACKWARD`` and
+    ``CYCLES_UPDATE`` (R: the parts of ``CYCLES`` spent in the desire and update
+    passes of the last sample), ``DROPOUT_STATE`` and ``ROUNDING_STATE`` (R: the
+    two xorshift32 states, for checking and replay).
     """
 
     STATUS = 0
@@ -83,7 +95,13 @@ class RegisterMap:
     def __init__(self, n_layers: int) -> None:
         self.n_layers = check_int("n_layers", n_layers, 1)
         self.EVENTS = self.THRESHOLD + n_layers
-        self.size = self.EVENTS + n_layers
+        self.MODE = self.EVENTS + n_layers
+        self.LR_INT = self.MODE + 1
+        self.CYCLES_BACKWARD = self.MODE + 2
+        self.CYCLES_UPDATE = self.MODE + 3
+        self.DROPOUT_STATE = self.MODE + 4
+        self.ROUNDING_STATE = self.MODE + 5
+        self.size = self.MODE + 6
 
 
 class MmioSignature(wiring.Signature):
@@ -175,8 +193,36 @@ class SpikeScanner(wiring.Component):
         return m
 
 
+@dataclass
+class _TrainSignals:
+    """Registers the training states and the training datapath share."""
+
+    label: Signal  # class index of the sample
+    blk: Signal  # block within a row (hidden neuron g, or update row i)
+    addr: Signal  # running weight-word address (g * B + b, or i * B + b)
+    row_word: Signal  # g or i as (word, lane) of its spike-train / desire memory
+    row_lane: Signal
+    row_idx: Signal  # g or i
+    drain: Signal  # cycles spent draining the backward pipeline
+    issue_out: Signal  # this cycle's reads are for the output-layer desire
+    issue_mac: list[Signal]  # ... for a MAC of layer l's hidden desire
+    issue_upd: list[Signal]  # ... for an update word of layer l
+
+
+class Mode(enum.IntEnum):
+    """Values of the ``MODE`` register."""
+
+    INFERENCE = 0
+    TRAINING = 1
+
+
 class Accelerator(wiring.Component):
-    """The inference accelerator for ``cfg``; ``weights`` (optional) initialise the memories.
+    """The accelerator for ``cfg``; ``weights`` (optional) initialise the memories.
+
+    In ``MODE = TRAINING`` a sample is ``n_in`` pixels and then one label
+    transfer (the class index on the same stream); after the forward pass the
+    desire unit and the update unit change the weights in place, then the
+    result (the training forward pass's counts and class) is sent.
 
     Ports
     -----
@@ -201,6 +247,10 @@ class Accelerator(wiring.Component):
             NeuronCore.for_layer(cfg, l, None if weights is None else weights[l])
             for l in range(c.n_linear)
         ]
+        self._desire = DesireUnit.for_config(cfg)
+        self._update = UpdateUnit.for_config(cfg)
+        self._dropout_rng = XorShift32(c.dropout_seed)
+        self._rounding_rng = XorShift32(c.rounding_seed)
         self.regs = RegisterMap(c.n_linear)
         self._lane_bits = ceil_log2(self._lanes)
         self._word_bits = max(ceil_log2(core.depth) for core in self._cores)
@@ -251,9 +301,15 @@ class Accelerator(wiring.Component):
         m = Module()
         p = self._lanes
         m.submodules.encoder = enc = self._encoder
+        m.submodules.desire = self._desire
+        m.submodules.update = self._update
+        m.submodules.dropout_rng = self._dropout_rng
+        m.submodules.rounding_rng = self._rounding_rng
         for l, core in enumerate(self._cores):
             m.submodules[f"core{l}"] = core
-            m.d.comb += core.keep.eq((1 << core.n_out) - 1)  # no dropout in inference
+        self._mode = Signal(1)
+        self._lr_int = Signal(DATA_BITS)
+        self._masks = self._keep_masks(m)
 
         # spike vectors: [producer][parity]; producer 0 is the encoder, l + 1 is core l
         sizes = [enc.words] + [core.blocks for core in self._cores[:-1]]
@@ -283,11 +339,163 @@ class Accelerator(wiring.Component):
                     m.d.sync += vec[0].word_select(word, p).eq(bits)
 
         counts = self._class_counts(m)
+        self._phase = Signal(range(self._c.tsteps + 1))
+        self._train_memories(m)
+        self._training_datapath(m)
+        self._train_word = [
+            Signal.like(core.w_word, name=f"train_word{l}") for l, core in enumerate(self._cores)
+        ]
+        self._train_access = Signal()
         thresholds, busy = self._control(m, vectors, scanners, counts, par)
         for core, thr in zip(self._cores, thresholds, strict=True):
             m.d.comb += core.threshold.eq(thr)
         self._bus(m, thresholds, busy)
         return m
+
+    def _keep_masks(self, m: Module) -> list[Signal | None]:
+        """Dropout keep masks: a register per neuron layer with dropout, all ones in inference.
+
+        Drawn by the ``MASK`` state, one bit per cycle shifted in from the top, so
+        that draw ``j`` ends at bit ``j`` without any decoding.
+        """
+        c = self._c
+        masks = [
+            Signal(c.layers[j], name=f"keep{j}") if c.drop_p[j] > 0 else None
+            for j in range(c.n_linear)
+        ]
+        ports = [self._encoder.keep] + [core.keep for core in self._cores]
+        for j, port in enumerate(ports):
+            ones = (1 << c.layers[j]) - 1
+            mask = masks[j] if j < c.n_linear else None
+            training = self._mode == Mode.TRAINING
+            m.d.comb += port.eq(ones if mask is None else Mux(training, mask, ones))
+        return masks
+
+    def _train_memories(self, m: Module) -> None:
+        """Spike-train memories (per neuron layer) and desire memories (per non-input layer).
+
+        Train memory ``j``: word ``w`` holds ``T`` elements of ``lanes`` bits, element
+        ``t`` = the spikes neuron layer ``j``'s word ``w`` emitted at step ``t``
+        (write granularity ``lanes``: each fire pass or encoder step writes its
+        element). Desire memory ``j``: word ``b`` holds the ternary desire ``q`` of
+        the block's neurons (lane-granular writes, one hidden neuron at a time).
+        """
+        p, tsteps = self._lanes, self._c.tsteps
+        enc, cores = self._encoder, self._cores
+        step = Signal(range(tsteps + 1))  # the step the cores compute in this phase
+        m.d.comb += step.eq(self._phase - 1)
+        producers = [(enc.words, enc.spk_valid, enc.spk_word, enc.spk_bits, self._phase)] + [
+            (core.blocks, core.out_valid, core.out_block, core.out_spikes, step) for core in cores
+        ]
+        self._train_rd = []
+        for j, (words, valid, word, bits, when) in enumerate(producers):
+            mem = Memory(shape=unsigned(tsteps * p), depth=max(words, 2), init=[])
+            m.submodules[f"trains{j}"] = mem
+            wr = mem.write_port(granularity=p)
+            m.d.comb += [
+                wr.addr.eq(word),
+                wr.data.eq(Cat(*[bits] * tsteps)),
+                wr.en.eq(Mux(valid, Const(1, tsteps) << when, 0)),
+            ]
+            self._train_rd.append(mem.read_port())
+        self._desire_wr: list = [None]
+        self._desire_rd: list = [None]
+        for j, core in enumerate(cores, start=1):
+            mem = Memory(shape=data.ArrayLayout(q_shape(), p), depth=max(core.blocks, 2), init=[])
+            m.submodules[f"desire{j}"] = mem
+            self._desire_wr.append(mem.write_port(granularity=1))
+            self._desire_rd.append(mem.read_port())
+
+    def _lane_train(self, word: Value, lane: Value | int) -> Value:
+        """The ``T``-bit spike train (bit t = step t) of ``lane`` in a train-memory word."""
+        p = self._lanes
+        return Cat(*(word[t * p : (t + 1) * p].bit_select(lane, 1) for t in range(self._c.tsteps)))
+
+    def _popcount(self, bits: Value) -> Value:
+        total: Value = Const(0, 1)
+        for k in range(len(bits)):
+            total = total + bits[k]
+        return total
+
+    def _training_datapath(self, m: Module) -> None:
+        """Stage 1 (and 2) of the backward and update passes, fed by the states' reads.
+
+        A state issues memory reads in cycle k and sets ``issue_*``; the data is
+        there in cycle k + 1, where these stages compute and write back.
+        """
+        c, p, n_layers = self._c, self._lanes, self._c.n_linear
+        du, uu, cores = self._desire, self._update, self._cores
+        depth = max(core.depth for core in cores)
+        rows = max(c.layers[:-1])
+        t = self._ts = _TrainSignals(
+            label=Signal(PIXEL_BITS),
+            blk=Signal(range(max(core.blocks for core in cores) + 1)),
+            addr=Signal(range(depth + 1)),
+            row_word=Signal(range(-(-rows // p) + 1)),
+            row_lane=Signal(index_shape(p)),
+            row_idx=Signal(range(rows + 1)),
+            drain=Signal(),
+            issue_out=Signal(),
+            issue_mac=[Signal(name=f"issue_mac{l}") for l in range(n_layers)],
+            issue_upd=[Signal(name=f"issue_upd{l}") for l in range(n_layers)],
+        )
+        s1_out, s1_blk = Signal(), Signal.like(t.blk)
+        s1_mac = [Signal(name=f"s1_mac{l}") for l in range(n_layers)]
+        s1_upd = [Signal(name=f"s1_upd{l}") for l in range(n_layers)]
+        s1_first, s1_last, s1_addr = Signal(), Signal(), Signal.like(t.addr)
+        s1_g = [Signal.like(t.row_word), Signal.like(t.row_lane), Signal.like(t.row_idx)]
+        s2_g = [Signal.like(x) for x in s1_g]
+        s2_hid = [Signal(name=f"s2_hid{l}") for l in range(n_layers)]
+        m.d.sync += [s1_out.eq(t.issue_out), s1_blk.eq(t.blk), s1_addr.eq(t.addr)]
+        m.d.sync += [s1_first.eq(t.blk == 0), *[a.eq(b) for a, b in zip(s2_g, s1_g, strict=True)]]
+        m.d.sync += [s1_g[0].eq(t.row_word), s1_g[1].eq(t.row_lane), s1_g[2].eq(t.row_idx)]
+        for l in range(n_layers):
+            m.d.sync += [s1_mac[l].eq(t.issue_mac[l]), s1_upd[l].eq(t.issue_upd[l])]
+            m.d.sync += s2_hid[l].eq(s1_mac[l] & s1_last)
+        m.d.comb += uu.lr_int.eq(self._lr_int)
+
+        top = self._train_rd[n_layers]
+        with m.If(s1_out):  # output-layer desire of block s1_blk
+            out = self._desire_wr[n_layers]
+            m.d.comb += [out.addr.eq(s1_blk), out.en.eq((1 << p) - 1)]
+            for j in range(p):
+                m.d.comb += [
+                    du.counts[j].eq(self._popcount(self._lane_train(top.data, j))),
+                    du.label_lane[j].eq(t.label == s1_blk * p + j),
+                    out.data[j].eq(ternary(du.out_active[j], du.out_sign[j], Const(1))),
+                ]
+        for l in range(n_layers):
+            above, q_above = self._train_rd[l + 1], self._desire_rd[l + 1]
+            with m.If(s1_mac[l]):  # one block of S_g += w[h, g] * E_h * q_h
+                m.d.comb += [
+                    du.mac_valid.eq(1),
+                    du.mac_first.eq(s1_first),
+                    du.mac_last.eq(s1_last),
+                    du.weights.eq(cores[l].w_rdata),
+                    du.q.eq(q_above.data),
+                ]
+                m.d.comb += [
+                    du.counts[j].eq(self._popcount(self._lane_train(above.data, j)))
+                    for j in range(p)
+                ]
+            if l > 0:
+                with m.If(s2_hid[l]):  # desire of hidden neuron g of neuron layer l
+                    dw, mask = self._desire_wr[l], self._masks[l]
+                    keep = Const(1) if mask is None else mask.bit_select(s2_g[2], 1)
+                    q = ternary(du.hid_active, du.hid_sign, keep)
+                    m.d.comb += [dw.addr.eq(s2_g[0]), dw.en.eq(1 << s2_g[1])]
+                    m.d.comb += [dw.data[j].eq(q) for j in range(p)]
+            with m.If(s1_upd[l]):  # read-modify-write of one weight word
+                m.d.comb += [
+                    uu.word_valid.eq(1),
+                    uu.gate.eq(q_above.data),
+                    uu.w_old.eq(cores[l].w_rdata),
+                    cores[l].u_we.eq(1),
+                    cores[l].u_addr.eq(s1_addr),
+                    cores[l].u_data.eq(uu.w_new),
+                ]
+                m.d.comb += [uu.post[j].eq(self._lane_train(above.data, j)) for j in range(p)]
+        self._s1_last = s1_last
 
     def _class_counts(self, m: Module) -> list[Signal]:
         """Spike counters of the output neurons, fed by the last core's fire pass."""
@@ -317,9 +525,11 @@ class Accelerator(wiring.Component):
             for l in range(n_layers)
         ]
         busy = Signal()
+        self._cycles_bwd = Signal(DATA_BITS)
+        self._cycles_upd = Signal(DATA_BITS)
         pix_word = Signal(index_shape(enc.words))
         pix_lane = Signal(index_shape(self._lanes))
-        phase = Signal(range(c.tsteps + 1))
+        phase = self._phase
         fired = Signal(n_layers)
         k = Signal(range(n_cls))
         best = Signal.like(counts[0])
@@ -351,7 +561,11 @@ class Accelerator(wiring.Component):
                         m.d.sync += [cycles.eq(0), *[e.eq(0) for e in events]]
                         m.d.sync += [cnt.eq(0) for cnt in counts]
                         m.d.sync += [v.eq(0) for pair in vectors for v in pair]
-                        m.next = "LAUNCH"
+                        m.d.sync += [self._cycles_bwd.eq(0), self._cycles_upd.eq(0)]
+                        with m.If(self._mode == Mode.TRAINING):
+                            m.next = "LABEL"
+                        with m.Else():
+                            m.next = "LAUNCH"
             with m.State("LAUNCH"):
                 m.d.comb += [busy.eq(1), enc.start.eq(phase != c.tsteps), enc.first.eq(phase == 0)]
                 for core, scan in zip(cores, scanners, strict=True):
@@ -386,12 +600,137 @@ class Accelerator(wiring.Component):
                 with m.Elif(cur == best):
                     m.d.sync += tie.eq(1)
                 with m.If(k == n_cls - 1):
-                    m.next = "RESULT"
+                    with m.If(self._mode == Mode.TRAINING):
+                        m.next = "BWD_OUT"
+                    with m.Else():
+                        m.next = "RESULT"
+            self._training_states(m, busy)
             with m.State("RESULT"):
                 m.d.comb += self.result.valid.eq(1)
                 with m.If(self.result.ready):
                     m.next = "IDLE"
         return thresholds, busy
+
+    def _training_states(self, m: Module, busy: Signal) -> None:
+        """FSM states of a training sample after the pixels: label, masks, then after the
+        forward pass and arg-max: backward (output, hidden layers top-down) and update."""
+        c, p, n_layers, t = self._c, self._lanes, self._c.n_linear, self._ts
+        cores, uu = self._cores, self._update
+        cycles, bwd, upd = self._cycles, self._cycles_bwd, self._cycles_upd
+
+        def count(m: Module, part: Signal | None) -> None:
+            m.d.comb += busy.eq(1)
+            m.d.sync += cycles.eq(cycles + 1)
+            if part is not None:
+                m.d.sync += part.eq(part + 1)
+
+        def next_row(m: Module, n_rows: int, done: str, more: str) -> None:
+            """Advance (row_word, row_lane, row_idx); go to ``done`` after the last row."""
+            m.d.sync += [t.row_idx.eq(t.row_idx + 1), t.row_lane.eq(t.row_lane + 1)]
+            with m.If(t.row_lane == p - 1):
+                m.d.sync += [t.row_lane.eq(0), t.row_word.eq(t.row_word + 1)]
+            with m.If(t.row_idx == n_rows - 1):
+                m.d.sync += [t.row_idx.eq(0), t.row_lane.eq(0), t.row_word.eq(0), t.addr.eq(0)]
+                m.next = done
+            with m.Else():
+                m.next = more
+
+        draws = [(j, c.layers[j]) for j in range(n_layers) if c.drop_p[j] > 0]
+        n_draws = sum(n for _, n in draws)
+        k = Signal(range(n_draws + 1))
+        with m.State("LABEL"):
+            m.d.comb += self.pixels.ready.eq(1)
+            with m.If(self.pixels.valid):
+                m.d.sync += [t.label.eq(self.pixels.payload), k.eq(0)]
+                m.next = "MASK" if n_draws else "LAUNCH"
+        if n_draws:
+            with m.State("MASK"):  # one dropout-stream draw per neuron, layer by layer
+                count(m, None)
+                rng = self._dropout_rng
+                top = rng.value[32 - c.prob_bits :]
+                m.d.comb += rng.draw.eq(1)
+                m.d.sync += k.eq(k + 1)
+                start = 0
+                for j, n in draws:
+                    mask = self._masks[j]
+                    with m.If((k < start + n) if start == 0 else (k >= start) & (k < start + n)):
+                        m.d.sync += mask.eq(Cat(mask[1:], top >= c.drop_p[j]))
+                    start += n
+                with m.If(k == n_draws - 1):
+                    m.next = "LAUNCH"
+
+        first_update = "UPD_ROW0"
+        with m.State("BWD_OUT"):
+            count(m, bwd)
+            last = cores[-1].blocks - 1
+            m.d.comb += [t.issue_out.eq(1), self._train_rd[n_layers].addr.eq(t.blk)]
+            m.d.sync += t.blk.eq(t.blk + 1)
+            with m.If(t.blk == last):
+                m.d.sync += t.blk.eq(0)
+                m.next = "BWD_OUT_DRAIN"
+        with m.State("BWD_OUT_DRAIN"):
+            count(m, bwd)
+            m.next = f"BWD_HID{n_layers - 1}" if n_layers > 1 else first_update
+        for l in range(n_layers - 1, 0, -1):  # desire of neuron layer l from layer l + 1
+            blocks = cores[l].blocks
+            with m.State(f"BWD_HID{l}"):
+                count(m, bwd)
+                m.d.comb += [
+                    t.issue_mac[l].eq(1),
+                    self._train_access.eq(1),
+                    self._train_word[l].eq(t.addr),
+                    self._train_rd[l + 1].addr.eq(t.blk),
+                    self._desire_rd[l + 1].addr.eq(t.blk),
+                ]
+                m.d.sync += [t.addr.eq(t.addr + 1), t.blk.eq(t.blk + 1)]
+                m.d.sync += self._s1_last.eq(t.blk == blocks - 1)
+                with m.If(t.blk == blocks - 1):
+                    m.d.sync += t.blk.eq(0)
+                    next_row(m, c.layers[l], f"BWD_DRAIN{l}", f"BWD_HID{l}")
+            with m.State(f"BWD_DRAIN{l}"):  # the MAC and the desire write of the last g
+                count(m, bwd)
+                m.d.sync += t.drain.eq(~t.drain)
+                with m.If(t.drain):
+                    m.next = f"BWD_HID{l - 1}" if l > 1 else first_update
+
+        stochastic = c.rounding == "stochastic"
+        for l in range(n_layers):
+            blocks = cores[l].blocks
+            done = f"UPD_ROW{l + 1}" if l + 1 < n_layers else "UPD_DONE"
+            with m.State(f"UPD_ROW{l}"):
+                count(m, upd)
+                m.d.comb += self._train_rd[l].addr.eq(t.row_word)
+                m.next = f"UPD_LOAD{l}"
+            with m.State(f"UPD_LOAD{l}"):
+                count(m, upd)
+                seen = self._lane_train(self._train_rd[l].data, t.row_lane)
+                # layer l > 0 saw neuron layer l's step t - 1 at its step t
+                train = seen if l == 0 else Cat(Const(0, 1), seen[:-1])
+                m.d.comb += [uu.row_train.eq(train), uu.row_load.eq(1)]
+                if stochastic:
+                    rng = self._rounding_rng
+                    m.d.comb += [rng.draw.eq(1), uu.row_rand.eq(rng.value)]
+                with m.If(train == 0):  # a silent row: acc = 0, nothing changes
+                    m.d.sync += t.addr.eq(t.addr + blocks)
+                    next_row(m, c.layers[l], done, f"UPD_ROW{l}")
+                with m.Else():
+                    m.next = f"UPD_WORDS{l}"
+            with m.State(f"UPD_WORDS{l}"):
+                count(m, upd)
+                m.d.comb += [
+                    t.issue_upd[l].eq(1),
+                    self._train_access.eq(1),
+                    self._train_word[l].eq(t.addr),
+                    self._train_rd[l + 1].addr.eq(t.blk),
+                    self._desire_rd[l + 1].addr.eq(t.blk),
+                ]
+                m.d.sync += [t.addr.eq(t.addr + 1), t.blk.eq(t.blk + 1)]
+                with m.If(t.blk == blocks - 1):
+                    m.d.sync += t.blk.eq(0)
+                    next_row(m, c.layers[l], done, f"UPD_ROW{l}")
+        with m.State("UPD_DONE"):  # write-back of the last word
+            count(m, upd)
+            m.next = "RESULT"
 
     def _bus(self, m: Module, thresholds: list[Signal], busy: Signal) -> None:
         """Register file and weight port behind ``bus``."""
@@ -410,7 +749,11 @@ class Accelerator(wiring.Component):
         thr_hi = (1 << (c.membrane_bits - 1)) - 1
         thr_ok = (wdata > 0) & (wdata <= min(thr_hi, (1 << (DATA_BITS - 1)) - 1))
         for l, core in enumerate(self._cores):
-            m.d.comb += [core.w_word.eq(word), core.w_lane.eq(lane), core.w_data.eq(bus.wdata)]
+            m.d.comb += [
+                core.w_word.eq(Mux(self._train_access, self._train_word[l], word)),
+                core.w_lane.eq(lane),
+                core.w_data.eq(bus.wdata),
+            ]
             ok = (word < core.depth) & (lane < self._lanes) & (layer == l)
             with m.If(bus.we & is_weight & ~busy & ok):
                 m.d.comb += core.w_we.eq(1)
@@ -439,6 +782,18 @@ class Accelerator(wiring.Component):
                         m.d.sync += thr.eq(wdata)
                     with m.Else():
                         m.d.sync += err_write.eq(1)
+            with m.Case(regs.MODE):
+                with m.If(busy):
+                    m.d.sync += err_busy.eq(1)
+                with m.Elif(bus.wdata > Mode.TRAINING):
+                    m.d.sync += err_write.eq(1)
+                with m.Else():
+                    m.d.sync += self._mode.eq(bus.wdata)
+            with m.Case(regs.LR_INT):
+                with m.If(busy):
+                    m.d.sync += err_busy.eq(1)
+                with m.Else():
+                    m.d.sync += self._lr_int.eq(bus.wdata)
             with m.Default():
                 m.d.sync += err_write.eq(1)
 
@@ -457,6 +812,18 @@ class Accelerator(wiring.Component):
                     m.d.sync += reg_rdata.eq(thr.as_signed())
                 with m.Case(regs.EVENTS + l):
                     m.d.sync += reg_rdata.eq(self._events[l])
+            with m.Case(regs.MODE):
+                m.d.sync += reg_rdata.eq(self._mode)
+            with m.Case(regs.LR_INT):
+                m.d.sync += reg_rdata.eq(self._lr_int)
+            with m.Case(regs.CYCLES_BACKWARD):
+                m.d.sync += reg_rdata.eq(self._cycles_bwd)
+            with m.Case(regs.CYCLES_UPDATE):
+                m.d.sync += reg_rdata.eq(self._cycles_upd)
+            with m.Case(regs.DROPOUT_STATE):
+                m.d.sync += reg_rdata.eq(self._dropout_rng.state)
+            with m.Case(regs.ROUNDING_STATE):
+                m.d.sync += reg_rdata.eq(self._rounding_rng.state)
             with m.Default():
                 m.d.sync += reg_rdata.eq(0)
         was_weight = Signal()
@@ -563,3 +930,51 @@ def cycle_model(cfg: Config, input_spikes: np.ndarray, spikes: list[np.ndarray])
         bound_sum += sum(work)
         bound_par += max(work, default=0)
     return CycleReport(total, bound_sum, bound_par, lane_ops)
+
+
+@dataclass(frozen=True)
+class TrainingCycles:
+    """Cycles of one training sample (:func:`training_cycle_model`), split by pass.
+
+    ``forward`` includes the dropout draws, the ``T + 1`` phases and arg-max;
+    ``backward`` and ``update`` equal the ``CYCLES_BACKWARD`` and
+    ``CYCLES_UPDATE`` registers. ``update_bound`` is the work no P-lane update
+    can avoid: one cycle per weight word of every row whose input spiked.
+    """
+
+    forward: int
+    backward: int
+    update: int
+    update_bound: int
+
+    @property
+    def total(self) -> int:
+        """The ``CYCLES`` register of the sample."""
+        return self.forward + self.backward + self.update
+
+
+def training_cycle_model(
+    cfg: Config, input_spikes: np.ndarray, spikes: list[np.ndarray]
+) -> TrainingCycles:
+    """Cycles of one training sample from golden's training spike trains (exact).
+
+    ``input_spikes`` (T, n_in) and ``spikes[l]`` (T, n_l) as in :func:`cycle_model`,
+    from ``GoldenNet.train_step(..., record=True).forward``. Counts the states of
+    the training sequencer: ``MASK`` (one draw per neuron of each layer with
+    dropout), the forward pass (:func:`cycle_model`), ``BWD_OUT`` (``B_L`` + 1),
+    per hidden layer ``l`` one MAC cycle per weight word (``n_l * B_l``) + 2,
+    and per update row 2 cycles plus ``B_l`` if its input spiked, + 1.
+    """
+    c, p = constants(cfg), cfg.hardware.lanes
+    blocks = [-(-n // p) for n in c.layers[1:]]
+    draws = sum(n for j, n in enumerate(c.layers[:-1]) if c.drop_p[j] > 0)
+    forward = draws + cycle_model(cfg, input_spikes, spikes).cycles
+    backward = blocks[-1] + 1 + sum(c.layers[l] * blocks[l] + 2 for l in range(1, c.n_linear))
+    update, bound = 1, 0
+    for l in range(c.n_linear):
+        # what layer l saw: the encoder, or neuron layer l one step late (the last step unseen)
+        seen = input_spikes if l == 0 else spikes[l - 1][:-1]
+        active = int(seen.any(axis=0).sum())
+        update += 2 * c.layers[l] + active * blocks[l]
+        bound += active * blocks[l]
+    return TrainingCycles(forward, backward, update, bound)

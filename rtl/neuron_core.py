@@ -88,6 +88,10 @@ class NeuronCore(wiring.Component):
         (see :func:`weight_rows` for the layout). Write only while ``idle``.
     w_rdata : Out(ArrayLayout(signed(weight_bits), lanes))
         Word ``w_word`` of the cycle before, valid while the core was idle.
+    u_we, u_addr, u_data : In
+        Whole-word write (the training update unit's write-back), while idle.
+        Its own address, so that the update can read word ``k + 1`` while it
+        writes word ``k``; takes precedence over ``w_we``.
     """
 
     def __init__(
@@ -126,6 +130,9 @@ class NeuronCore(wiring.Component):
                 "w_data": In(signed(weight_bits)),
                 "w_we": In(1),
                 "w_rdata": Out(data.ArrayLayout(signed(weight_bits), lanes)),
+                "u_we": In(1),
+                "u_addr": In(index_shape(self.depth)),
+                "u_data": In(data.ArrayLayout(signed(weight_bits), lanes)),
             }
         )
 
@@ -196,8 +203,11 @@ class NeuronCore(wiring.Component):
         v_wr = vmem.write_port()
         v_rd = vmem.read_port(transparent_for=(v_wr,))
 
-        m.d.comb += [w_wr.addr.eq(self.w_word), w_wr.en.eq(self.w_we << self.w_lane)]
-        m.d.comb += [w_wr.data[j].eq(self.w_data) for j in range(p)]
+        m.d.comb += [
+            w_wr.addr.eq(Mux(self.u_we, self.u_addr, self.w_word)),
+            w_wr.en.eq(Mux(self.u_we, (1 << p) - 1, self.w_we << self.w_lane)),
+        ]
+        m.d.comb += [w_wr.data[j].eq(Mux(self.u_we, self.u_data[j], self.w_data)) for j in range(p)]
         m.d.comb += self.w_rdata.eq(w_rd.data)
 
         # stage 0: issue reads, for an input event (acc) or a pass (fire / clear)

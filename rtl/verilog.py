@@ -18,8 +18,10 @@ from amaranth.lib import wiring
 
 from desire.config import PRESETS, Config, load_config
 from rtl.accelerator import Accelerator
+from rtl.desire_unit import DesireUnit
 from rtl.encoder import Encoder
 from rtl.neuron_core import NeuronCore
+from rtl.update_unit import UpdateUnit
 
 __all__ = ["BLOCKS", "LINT_WAIVERS", "build", "generate", "main"]
 
@@ -28,6 +30,8 @@ BLOCKS: dict[str, str] = {
     "accelerator": "desire_accelerator",
     "encoder": "desire_encoder",
     "neuron_core": "desire_neuron_core",
+    "desire_unit": "desire_desire_unit",
+    "update_unit": "desire_update_unit",
 }
 
 #: Warnings of ``verilator --lint-only -Wall`` switched off at the top of every file (as
@@ -71,6 +75,10 @@ def generate(
         top = Accelerator(cfg, weights)
     elif block == "encoder":
         top = Encoder(cfg.network.layers[0], cfg.hardware.lanes)
+    elif block == "desire_unit":
+        top = DesireUnit.for_config(cfg)
+    elif block == "update_unit":
+        top = UpdateUnit.for_config(cfg)
     else:
         top = NeuronCore.for_layer(cfg, layer, None if weights is None else weights[layer])
     text = verilog.convert(top, name=BLOCKS[block], emit_src=False)
@@ -124,6 +132,10 @@ def build(cfg: Config, out: Path, weights: list[np.ndarray] | None = None) -> li
         core = out / f"{BLOCKS['neuron_core']}{layer}.v"
         core.write_text(generate(cfg, "neuron_core", weights=weights, layer=layer))
         files.append(core)
+    for block in ("desire_unit", "update_unit"):
+        path = out / f"{BLOCKS[block]}.v"
+        path.write_text(generate(cfg, block))
+        files.append(path)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
     return files
 

@@ -1,8 +1,8 @@
 """Build and run the cocotb regressions through ``cocotb_tools.runner`` (Icarus and Verilator).
 
 One call of :func:`run` = one block (``encoder``, ``neuron_core``,
-``accelerator``) for one config on one simulator: it writes the block's
-Verilog (rtl.verilog), builds it, runs the block's cocotb module
+``desire_unit``, ``update_unit``, ``accelerator``) for one config on one
+simulator: it writes the block's Verilog (rtl.verilog), builds it, runs the block's cocotb module
 (``sim.test_<block>``) with the config, seed and knobs in the environment, and
 reads the pass/fail counts back from ``results.xml``.
 
@@ -240,6 +240,8 @@ def regression(
             results.append(
                 run("neuron_core", sim, cfg, layer=layer, seed=seed, extra_env=extra_env)
             )
+        for block in ("desire_unit", "update_unit"):
+            results.append(run(block, sim, cfg, seed=seed, extra_env=extra_env))
         results.append(run("accelerator", sim, cfg, seed=seed, extra_env=extra_env))
     print(summary(results), flush=True)
     return results

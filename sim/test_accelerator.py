@@ -2,11 +2,13 @@
 
 Per sample the per-class spike counts and the predicted class must equal
 golden's. ``DESIRE_IMAGES`` sets how many Fashion-MNIST test images
-:func:`test_fashion_mnist` runs (default 10).
+:func:`test_fashion_mnist` runs (default 10); ``DESIRE_TRAIN_SAMPLES`` how many
+Fashion-MNIST training samples :func:`test_training` trains on (default 3).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 
@@ -16,13 +18,15 @@ from cocotb.handle import HierarchyObject
 from cocotb.triggers import ClockCycles, RisingEdge
 
 from desire.config import Config
-from golden.fixed import signed_range
+from golden.fixed import constants, signed_range
 from golden.network import GoldenNet, strict_argmax
-from rtl.accelerator import Accelerator, Status
+from rtl.accelerator import Accelerator, Mode, Status, training_cycle_model
 from sim.drivers import MmioMaster, StreamSink, StreamSource, env_config, reset, stimulus_rng
 
 #: Environment variable: number of Fashion-MNIST images of test_fashion_mnist.
 ENV_IMAGES = "DESIRE_IMAGES"
+#: Environment variable: number of training samples of test_training.
+ENV_TRAIN_SAMPLES = "DESIRE_TRAIN_SAMPLES"
 
 
 class AccelEnv:
@@ -171,4 +175,78 @@ async def test_fashion_mnist(dut: HierarchyObject) -> None:
         f"fashion-mnist: {n} images identical to golden; cycles/sample mean {np.mean(cycles):.0f} "
         f"(min {min(cycles)}, max {max(cycles)}); {n / wall:.2f} samples/s, "
         f"{sim_cycles / wall:.0f} cycles/s"
+    )
+
+
+def _crop(images: np.ndarray, n_in: int) -> np.ndarray:
+    """Fashion-MNIST images as ``n_in`` inputs: the first ``n_in`` pixels of the centred
+    ``ceil(sqrt(n_in))``-square crop (the whole image for 784), so small nets see real data."""
+    side = math.isqrt(n_in - 1) + 1
+    if side > 28:
+        raise ValueError(f"test_training needs at most 28 x 28 inputs, not {n_in}")
+    lo = (28 - side) // 2
+    crop = images.reshape(-1, 28, 28)[:, lo : lo + side, lo : lo + side]
+    return crop.reshape(len(images), -1)[:, :n_in]
+
+
+@cocotb.test()
+async def test_training(dut: HierarchyObject) -> None:
+    """Online training with dropout on Fashion-MNIST training samples: after every sample the
+    counts and cycle split, at the end every weight and both PRNG states equal golden's."""
+    from desire.datasets import load_dataset
+
+    env = AccelEnv(dut)  # drives every input before reset ends
+    await reset(dut)
+    regs, c = env.model.regs, constants(env.cfg)
+    n = int(os.environ.get(ENV_TRAIN_SAMPLES, "3"))
+    images, labels = load_dataset("fashion-mnist", "train", limit=n)
+    images = _crop(images, c.layers[0])
+    net = GoldenNet.init_random(
+        env.cfg, seed=int(stimulus_rng("accelerator.training").integers(99))
+    )
+    start = [w.copy() for w in net.weights]
+    await env.load(net)
+    lr_int = c.lr_int(0) * 32  # large, so that weights change on every sample
+    await env.bus.write(regs.MODE, Mode.TRAINING)
+    await env.bus.write(regs.LR_INT, lr_int)
+    await env.set_thresholds(list(c.thr_train))
+    wall = time.monotonic()
+    split = []
+    for k, (image, label) in enumerate(zip(images, labels, strict=True)):
+        await env.pixels.send([*image, int(label)])  # the label follows the pixels
+        counts, _, _ = env.decode(await env.result.recv())
+        rec = net.train_step(image[None], int(label), lr_int, record=True)
+        assert counts == rec.counts[-1].tolist(), f"sample {k}: counts {counts}"
+        model = training_cycle_model(
+            env.cfg, rec.forward.input_spikes[:, 0], [s[:, 0] for s in rec.forward.spikes]
+        )
+        got = [
+            await env.bus.read(a) for a in (regs.CYCLES, regs.CYCLES_BACKWARD, regs.CYCLES_UPDATE)
+        ]
+        assert got == [model.total, model.backward, model.update], f"sample {k}: cycles {got}"
+        split.append((model.forward, model.backward, model.update))
+    wall = time.monotonic() - wall
+    states = [
+        await env.bus.read(a) & 0xFFFF_FFFF for a in (regs.DROPOUT_STATE, regs.ROUNDING_STATE)
+    ]
+    assert states == [net.dropout_rng.state, net.rounding_rng.state]
+    for l, w in enumerate(net.weights):
+        n_out, n_in = w.shape
+        got_w = np.array(
+            [
+                [await env.bus.read(env.model.weight_address(l, o, i)) for i in range(n_in)]
+                for o in range(n_out)
+            ]
+        )
+        changed = int((w != start[l]).sum())
+        assert changed > 0, f"layer {l} never changed: the test would prove nothing"
+        bad = np.argwhere(got_w != w)
+        assert bad.size == 0, (
+            f"layer {l}: {len(bad)} weights differ, first (out, in) {bad[:3].tolist()}"
+        )
+        print(f"training: layer {l}: all {w.size} weights identical to golden ({changed} changed)")
+    fwd, bwd, upd = np.mean(split, axis=0)
+    print(
+        f"training: {n} samples identical to golden; cycles/sample forward {fwd:.0f}, backward "
+        f"{bwd:.0f}, update {upd:.0f}; {n / wall:.2f} samples/s"
     )

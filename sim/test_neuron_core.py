@@ -39,6 +39,7 @@ class CoreEnv:
         self.blocks = -(-self.n_out // self.lanes)
         dut.fire.value = 0
         dut.clear.value = 0
+        dut.u_we.value = 0  # the training write-back port, unused here
         self.events = StreamSource(dut, "events__", dut.clk)
         self.weights = MemPortWriter(dut, "w_", dut.clk)
         # out_membrane is one flat vector in Verilog: lane j is bits [j * mb, (j + 1) * mb)

@@ -10,7 +10,15 @@ from amaranth.sim import Simulator, SimulatorContext
 
 from desire.config import Config, load_config
 from golden.network import GoldenNet, strict_argmax
-from rtl.accelerator import Accelerator, RegisterMap, SpikeScanner, Status, cycle_model
+from rtl.accelerator import (
+    Accelerator,
+    Mode,
+    RegisterMap,
+    SpikeScanner,
+    Status,
+    cycle_model,
+    training_cycle_model,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -168,7 +176,7 @@ def test_sim_bus_weights_thresholds_and_misuse() -> None:
 
 def test_register_map() -> None:
     regs = RegisterMap(3)
-    assert (regs.THRESHOLD, regs.EVENTS, regs.size) == (4, 7, 10)
+    assert (regs.THRESHOLD, regs.EVENTS, regs.MODE, regs.size) == (4, 7, 10, 16)
     with pytest.raises(ValueError, match="n_layers must be >= 1"):
         RegisterMap(0)
 
@@ -182,3 +190,75 @@ def test_wrong_arguments() -> None:
         Accelerator(SMALL).weight_address(1, 6, 0)
     with pytest.raises(ValueError, match="width must be >= 1"):
         SpikeScanner(3, 0)
+
+
+def _train_on_rtl(
+    cfg: Config, net: GoldenNet, images: np.ndarray, labels: np.ndarray, lr_int: int
+) -> dict[str, object]:
+    """Train the RTL on (images, labels) in MODE = TRAINING; returns results, registers, weights."""
+    dut = Accelerator(cfg, net.weights)
+    regs, c = dut.regs, net.c
+    got: dict[str, object] = {"counts": [], "cycles": []}
+
+    async def testbench(ctx: SimulatorContext) -> None:
+        await _write(ctx, dut, regs.MODE, Mode.TRAINING)
+        await _write(ctx, dut, regs.LR_INT, lr_int)
+        for l in range(c.n_linear):
+            await _write(ctx, dut, regs.THRESHOLD + l, c.thr_train[l])
+        got["mode"] = await _read(ctx, dut, regs.MODE)
+        got["lr"] = await _read(ctx, dut, regs.LR_INT) & 0xFFFF_FFFF
+        for img, label in zip(images, labels, strict=True):
+            ctx.set(dut.pixels.valid, 1)
+            for x in [*img, label]:  # the label is the transfer after the pixels
+                ctx.set(dut.pixels.payload, int(x))
+                await ctx.tick().until(dut.pixels.ready)
+            ctx.set(dut.pixels.valid, 0)
+            ctx.set(dut.result.ready, 1)
+            await ctx.tick().until(dut.result.valid)
+            ctx.set(dut.result.ready, 0)
+            got["counts"].append([int(x) for x in ctx.get(dut.result.payload).counts])
+            parts = (regs.CYCLES, regs.CYCLES_BACKWARD, regs.CYCLES_UPDATE)
+            got["cycles"].append([await _read(ctx, dut, a) for a in parts])
+        states = [await _read(ctx, dut, a) for a in (regs.DROPOUT_STATE, regs.ROUNDING_STATE)]
+        got["states"] = [s & 0xFFFF_FFFF for s in states]
+        got["weights"] = [
+            np.array(
+                [
+                    [await _read(ctx, dut, dut.weight_address(l, o, i)) for i in range(w.shape[1])]
+                    for o in range(w.shape[0])
+                ]
+            )
+            for l, w in enumerate(net.weights)
+        ]
+
+    _run(dut, testbench)
+    return got
+
+
+@pytest.mark.parametrize(
+    ("cfg", "rounding"),
+    [(SMALL, "stochastic"), (DEEP, "stochastic"), (DEEP, "nearest")],
+    ids=["small", "deep", "deep-nearest"],
+)
+def test_sim_training_matches_golden(cfg: Config, rounding: str) -> None:
+    """Online training with dropout: counts, weights, PRNG states and cycles equal golden's."""
+    cfg = cfg.replace(formats={"rounding": rounding})
+    net = GoldenNet.init_random(cfg, seed=3)
+    net.weights = [np.clip(w * 3, -(2**15), 2**15 - 1).astype(np.int32) for w in net.weights]
+    lr_int = net.c.lr_int(0) * 256  # large enough that weights change every sample
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (4, cfg.network.layers[0])).astype(np.uint8)
+    labels = rng.integers(0, cfg.network.layers[-1], 4)
+    start = [w.copy() for w in net.weights]
+    got = _train_on_rtl(cfg, net, images, labels, lr_int)
+    assert got["mode"] == Mode.TRAINING and got["lr"] == lr_int
+    for k, (img, label) in enumerate(zip(images, labels, strict=True)):
+        rec = net.train_step(img[None], int(label), lr_int, record=True)
+        assert got["counts"][k] == rec.counts[-1].tolist(), f"sample {k}"
+        spikes = [s[:, 0] for s in rec.forward.spikes]
+        model = training_cycle_model(cfg, rec.forward.input_spikes[:, 0], spikes)
+        assert got["cycles"][k] == [model.total, model.backward, model.update], f"sample {k}"
+    for l, w in enumerate(net.weights):
+        assert (w != start[l]).any(), f"layer {l} never changed: the test would prove nothing"
+        np.testing.assert_array_equal(got["weights"][l], w, err_msg=f"layer {l}")
+    assert got["states"] == [net.dropout_rng.state, net.rounding_rng.state]

@@ -8,6 +8,7 @@ Each test prints the runner's ``N passed, N failed`` line.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -23,6 +24,13 @@ pytestmark = [pytest.mark.sim, pytest.mark.slow]
 #: Fashion-MNIST images of the accelerator test per simulator (measured: Icarus runs the
 #: 784-32-10 top at about 4k cycles/s, Verilator far faster).
 IMAGES = {"icarus": 2, "verilator": 100}
+#: Fashion-MNIST training samples of the accelerator's test_training per simulator (about
+#: 21k cycles each on 784-32-10; Verilator 50 samples take ~80 s). More: DESIRE_TRAIN_SAMPLES.
+TRAIN_SAMPLES = {"icarus": 2, "verilator": 50}
+#: Three weight layers, 10x10 centre crops of Fashion-MNIST: the hidden-layer desire path.
+THREE_LAYERS = CI_CONFIG.replace(network={"layers": (100, 16, 12, 10)})
+#: Training samples on THREE_LAYERS (measured ~3.5k cycles each: Icarus 2 samples 8 s).
+THREE_LAYER_SAMPLES = {"icarus": 10, "verilator": 50}
 
 
 def _needs(simulator: str) -> None:
@@ -42,16 +50,36 @@ def test_blocks(simulator: str, seed: int) -> None:
     results = [run("encoder", simulator, CI_CONFIG, seed=seed)]
     for layer in range(len(CI_CONFIG.network.layers) - 1):
         results.append(run("neuron_core", simulator, CI_CONFIG, layer=layer, seed=seed))
+    for block in ("desire_unit", "update_unit"):
+        results.append(run(block, simulator, CI_CONFIG, seed=seed))
     print(summary(results))
     assert all(r.ok for r in results), summary(results)
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_accelerator(simulator: str, seed: int) -> None:
-    """Top level: random, corner, misuse and Fashion-MNIST samples against golden."""
+    """Top level: random, corner, misuse, Fashion-MNIST inference and training against golden."""
     _needs(simulator)
-    env = {"DESIRE_IMAGES": str(IMAGES[simulator])}
+    env = {
+        "DESIRE_IMAGES": str(IMAGES[simulator]),
+        "DESIRE_TRAIN_SAMPLES": os.environ.get(
+            "DESIRE_TRAIN_SAMPLES", str(TRAIN_SAMPLES[simulator])
+        ),
+    }
     result = run("accelerator", simulator, CI_CONFIG, seed=seed, extra_env=env)
+    print(summary([result]))
+    assert result.ok, summary([result])
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_training_three_layers(simulator: str, seed: int) -> None:
+    """Training on THREE_LAYERS: every weight of the three layers equals golden's at the end."""
+    _needs(simulator)
+    samples = os.environ.get("DESIRE_TRAIN_SAMPLES", str(THREE_LAYER_SAMPLES[simulator]))
+    env = {"DESIRE_TRAIN_SAMPLES": samples}
+    result = run(
+        "accelerator", simulator, THREE_LAYERS, seed=seed, testcase="test_training", extra_env=env
+    )
     print(summary([result]))
     assert result.ok, summary([result])
 

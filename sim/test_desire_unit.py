@@ -1,0 +1,135 @@
+"""cocotb testbench of rtl.desire_unit.DesireUnit; golden.desire_unit is the scoreboard.
+
+Random and directed blocks (no desire at all, every neuron desired, extreme
+weights and counts, the threshold boundary): the output-layer desire and
+``E * q`` of every lane, and ``S_g`` with its desire after each MAC pass.
+"""
+
+from __future__ import annotations
+
+import cocotb
+import numpy as np
+from cocotb.handle import HierarchyObject
+from cocotb.triggers import ReadOnly, RisingEdge, Timer
+
+from golden.desire_unit import hidden_desire, local_error, output_desire, ternary
+from golden.fixed import constants, signed_range
+from sim.drivers import env_config, reset, stimulus_rng, to_signed
+
+
+def pack(values: np.ndarray, bits: int) -> int:
+    """Lane j of a flat Verilog vector is bits [j * bits, (j + 1) * bits)."""
+    return sum((int(v) & ((1 << bits) - 1)) << (j * bits) for j, v in enumerate(values))
+
+
+class DesireEnv:
+    def __init__(self, dut: HierarchyObject) -> None:
+        self.dut = dut
+        self.cfg = env_config()
+        self.c = constants(self.cfg)
+        self.p = self.cfg.hardware.lanes
+        self.cb = self.c.tsteps.bit_length()
+        for name in ("mac_valid", "mac_first", "mac_last", "label_lane", "counts", "q", "weights"):
+            getattr(dut, name).value = 0
+
+    def blocks(self, x: np.ndarray) -> np.ndarray:
+        pad = np.zeros(-(-len(x) // self.p) * self.p, dtype=np.int64)
+        pad[: len(x)] = x
+        return pad.reshape(-1, self.p)
+
+    async def output(self, counts: np.ndarray, label: int, q: np.ndarray) -> tuple[list, ...]:
+        """(active, sign, eq) of every lane, block by block (combinational outputs)."""
+        dut, p = self.dut, self.p
+        act, sign, eq = [], [], []
+        for b, (cb, qb) in enumerate(zip(self.blocks(counts), self.blocks(q), strict=True)):
+            dut.counts.value = pack(cb, self.cb)
+            dut.q.value = pack(qb, 2)
+            hit = label - b * p
+            dut.label_lane.value = 1 << hit if 0 <= hit < p else 0
+            await Timer(1, unit="ns")
+            a, s, e = int(dut.out_active.value), int(dut.out_sign.value), int(dut.eq.value)
+            act += [(a >> j) & 1 for j in range(p)]
+            sign += [1 if (s >> j) & 1 else -1 for j in range(p)]
+            eq += [
+                to_signed((e >> (j * (self.cb + 1))) & ((1 << (self.cb + 1)) - 1), self.cb + 1)
+                for j in range(p)
+            ]
+        return act, sign, eq
+
+    async def hidden(self, w: np.ndarray, counts: np.ndarray, q: np.ndarray) -> list[tuple]:
+        """One MAC pass of B cycles per g, back to back; (active, sign, S) per g."""
+        dut = self.dut
+        cb, qb = self.blocks(counts), self.blocks(q)
+        nb = cb.shape[0]
+        acc_bits = len(dut.hid_sum)
+        got: list[tuple] = []
+        for g in range(w.shape[1]):
+            col = self.blocks(w[:, g])
+            for b in range(nb):
+                dut.weights.value = pack(col[b], self.c.weight_bits)
+                dut.counts.value = pack(cb[b], self.cb)
+                dut.q.value = pack(qb[b], 2)
+                dut.mac_valid.value = 1
+                dut.mac_first.value = int(b == 0)
+                dut.mac_last.value = int(b == nb - 1)
+                await RisingEdge(dut.clk)
+            dut.mac_valid.value = 0
+            await ReadOnly()
+            assert dut.hid_valid.value == 1
+            got.append(
+                (
+                    int(dut.hid_active.value),
+                    1 if dut.hid_sign.value else -1,
+                    to_signed(int(dut.hid_sum.value), acc_bits),
+                )
+            )
+            await RisingEdge(dut.clk)
+        return got
+
+
+@cocotb.test()
+async def test_output_layer(dut: HierarchyObject) -> None:
+    """Output desire and E*q for every count 0..T and random labels."""
+    env = DesireEnv(dut)
+    await reset(dut)
+    rng = stimulus_rng("desire_unit.output")
+    n = env.cfg.network.layers[-1]
+    for _ in range(5):
+        counts = rng.integers(0, env.c.tsteps + 1, n)
+        counts[: min(n, 2)] = [0, env.c.tsteps][: min(n, 2)]
+        label = int(rng.integers(n))
+        active, sign = output_desire(counts, label, env.c)
+        q = ternary(active, sign, None)
+        act, sg, eq = await env.output(counts, label, q)
+        assert act[:n] == active.tolist() and sg[:n] == sign.tolist()
+        assert eq[:n] == (local_error(counts, sign, env.c) * q).tolist()
+
+
+@cocotb.test()
+async def test_hidden_layer(dut: HierarchyObject) -> None:
+    """S_g and the hidden desire: random, no desire, full desire, extreme values."""
+    env = DesireEnv(dut)
+    await reset(dut)
+    rng = stimulus_rng("desire_unit.hidden")
+    c = env.c
+    n_h = c.layers[2] if len(c.layers) > 2 else c.layers[-1]
+    lo, hi = signed_range(c.weight_bits)
+    for case in ("random", "zero-desire", "full-desire", "extreme"):
+        w = rng.integers(-4000, 4000, (n_h, 5))
+        counts = rng.integers(0, c.tsteps + 1, n_h)
+        active, keep = rng.random(n_h) < 0.6, rng.random(n_h) < 0.8
+        sign = np.where(rng.random(n_h) < 0.5, 1, -1).astype(np.int8)
+        if case == "zero-desire":
+            active[:] = False
+        elif case != "random":
+            active[:], keep[:] = True, True
+        if case == "extreme":
+            counts = np.where(sign > 0, 0, c.tsteps)
+            w[:, :2] = np.where(sign > 0, hi, lo)[:, None]
+            w[:, 2:4] = np.where(sign > 0, lo, hi)[:, None]
+        q = ternary(active, sign, keep)
+        want_a, want_s, want_sum = hidden_desire(w, local_error(counts, sign, c), q, c)
+        got = await env.hidden(w, counts, q)
+        assert [g[2] for g in got] == want_sum.tolist(), case
+        assert [g[0] for g in got] == want_a.astype(int).tolist(), case
+        assert [g[1] for g in got] == want_s.tolist(), case

@@ -1,0 +1,106 @@
+"""cocotb testbench of rtl.update_unit.UpdateUnit; golden.update_unit is the scoreboard.
+
+A layer of random weights is updated row by row, block by block, as the
+accelerator drives the unit; cases: random, no desire (nothing may change),
+full desire, maximum traces (every input and output spikes every step) and
+saturation (a huge learning rate drives weights into both rails).
+"""
+
+from __future__ import annotations
+
+import cocotb
+import numpy as np
+from cocotb.handle import HierarchyObject
+from cocotb.triggers import ReadOnly, RisingEdge
+
+from golden.fixed import constants, signed_range
+from golden.neuron_core import trace_step
+from golden.prng import XorShift32, weyl_rounding
+from golden.update_unit import stdp_accumulate, weight_update
+from sim.drivers import env_config, reset, stimulus_rng, to_signed
+from sim.test_desire_unit import pack
+
+
+def golden_update(c, w, pre, post, gate, lr_int, words):  # type: ignore[no-untyped-def]
+    """New weights from input trains ``pre`` (T, n_in) and output trains ``post`` (T, n_out)."""
+    r = np.zeros(pre.shape[1], dtype=np.int64)
+    traces = []
+    for s in pre:
+        r = trace_step(r, s, c)
+        traces.append(r)
+    acc = stdp_accumulate(post, np.stack(traces))
+    if c.rounding == "stochastic":
+        rnd = weyl_rounding(words, np.arange(w.shape[0]), c.lr_shift).T
+    else:
+        rnd = np.full((1, 1), (1 << (c.lr_shift - 1)) if c.rounding == "nearest" else 0)
+    return weight_update(w, acc, gate, lr_int, rnd, c)[0]
+
+
+def bits_of(train: np.ndarray) -> int:
+    return sum(int(s) << t for t, s in enumerate(train))
+
+
+async def run_rows(dut, c, p, w, pre, post, gate, lr_int, words) -> np.ndarray:  # type: ignore[no-untyped-def]
+    n_out, n_in = w.shape
+    blocks = -(-n_out // p)
+    out = w.copy()
+    dut.lr_int.value = lr_int
+    for i in range(n_in):
+        dut.row_train.value = bits_of(pre[:, i])
+        dut.row_rand.value = int(words[i])
+        dut.row_load.value = 1
+        await RisingEdge(dut.clk)
+        dut.row_load.value = 0
+        for b in range(blocks):
+            lanes = range(b * p, b * p + p)
+            dut.post.value = sum(
+                bits_of(post[:, o]) << (j * c.tsteps) for j, o in enumerate(lanes) if o < n_out
+            )
+            dut.gate.value = pack(np.array([gate[o] if o < n_out else 0 for o in lanes]), 2)
+            dut.w_old.value = pack(
+                np.array([w[o, i] if o < n_out else 0 for o in lanes]), c.weight_bits
+            )
+            dut.word_valid.value = 1
+            await ReadOnly()
+            flat = int(dut.w_new.value)
+            wb = c.weight_bits
+            for j, o in enumerate(lanes):
+                if o < n_out:
+                    out[o, i] = to_signed((flat >> (j * wb)) & ((1 << wb) - 1), wb)
+            await RisingEdge(dut.clk)
+        dut.word_valid.value = 0
+    return out
+
+
+@cocotb.test()
+async def test_update(dut: HierarchyObject) -> None:
+    cfg = env_config()
+    c, p = constants(cfg), cfg.hardware.lanes
+    for name in ("row_load", "word_valid", "row_train", "post", "gate", "w_old"):
+        getattr(dut, name).value = 0
+    await reset(dut)
+    rng = stimulus_rng("update_unit")
+    stream = XorShift32(c.rounding_seed)
+    lo, hi = signed_range(c.weight_bits)
+    n_in, n_out = 6, 2 * p + 1
+    for case in ("random", "zero-desire", "full-desire", "max-traces", "saturation"):
+        w = rng.integers(-5000, 5000, (n_out, n_in))
+        pre = rng.random((c.tsteps, n_in)) < 0.4
+        pre[:, 0] = False  # a silent row
+        post = rng.random((c.tsteps, n_out)) < 0.4
+        gate = rng.integers(-1, 2, n_out)
+        lr_int = c.lr_int(0) * 32
+        if case == "zero-desire":
+            gate[:] = 0
+        elif case == "full-desire":
+            gate = np.where(rng.random(n_out) < 0.5, 1, -1)
+        elif case in ("max-traces", "saturation"):
+            pre[:, 1:], post[:] = True, True
+        if case == "saturation":
+            w[::2], w[1::2], lr_int = hi - 3, lo + 3, 2**32 - 1
+            gate = np.where(np.arange(n_out) % 2 == 0, 1, -1)
+        words = stream.draw(n_in)
+        want = golden_update(c, w, pre, post, gate, lr_int, words)
+        got = await run_rows(dut, c, p, w, pre, post, gate, lr_int, words)
+        assert (got == want).all(), f"{case}: {np.argwhere(got != want)[:5].tolist()}"
+        assert (got == w).all() if case == "zero-desire" else (got != w).any(), case

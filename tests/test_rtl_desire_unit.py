@@ -1,0 +1,152 @@
+"""rtl.desire_unit.DesireUnit in the Amaranth simulator against golden.desire_unit."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator, SimulatorContext
+
+from desire.config import load_config
+from golden.desire_unit import hidden_desire, local_error, output_desire, ternary
+from golden.fixed import constants, signed_range
+from rtl.desire_unit import DesireUnit
+
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+CFG = load_config().replace(network={"layers": (12, 20, 10)}, hardware={"lanes": 4})
+C = constants(CFG)
+
+
+def _run(dut: DesireUnit, testbench: Callable[[SimulatorContext], Awaitable[None]]) -> None:
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+
+
+def _blocks(x: np.ndarray, p: int) -> np.ndarray:
+    pad = np.zeros(-(-len(x) // p) * p, dtype=np.int64)
+    pad[: len(x)] = x
+    return pad.reshape(-1, p)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sim_output_desire_and_error(seed: int) -> None:
+    """Output desire per block and E*q, every count 0..T included."""
+    rng = np.random.default_rng(seed)
+    dut = DesireUnit.for_config(CFG)
+    p, n = dut.lanes, C.layers[-1]
+    counts = np.concatenate([np.arange(C.tsteps + 1), rng.integers(0, C.tsteps + 1, 5)])[:n]
+    counts = rng.permutation(np.resize(counts, n))
+    label = int(rng.integers(n))
+    active, sign = output_desire(counts, label, C)
+    q = ternary(active, sign, None)
+    eq_want = local_error(counts, sign, C) * q
+    got_a, got_s, got_eq = [], [], []
+
+    async def testbench(ctx: SimulatorContext) -> None:
+        for b, blk in enumerate(_blocks(counts, p)):
+            for j in range(p):
+                ctx.set(dut.counts[j], int(blk[j]))
+            hit = label - b * p
+            ctx.set(dut.label_lane, 1 << hit if 0 <= hit < p else 0)
+            qb = _blocks(q, p)[b]
+            for j in range(p):
+                ctx.set(dut.q[j], int(qb[j]))
+            await ctx.delay(1e-9)
+            a, s = ctx.get(dut.out_active), ctx.get(dut.out_sign)
+            got_a.extend((a >> j) & 1 for j in range(p))
+            got_s.extend(1 if (s >> j) & 1 else -1 for j in range(p))
+            got_eq.extend(ctx.get(dut.eq[j]) for j in range(p))
+
+    _run(dut, testbench)
+    np.testing.assert_array_equal(got_a[:n], active)
+    np.testing.assert_array_equal(got_s[:n], sign)
+    np.testing.assert_array_equal(got_eq[:n], eq_want)
+
+
+def _hidden(
+    dut: DesireUnit, w: np.ndarray, counts: np.ndarray, q: np.ndarray
+) -> list[tuple[int, int, int]]:
+    """One MAC pass per g over the blocks of h; returns (active, sign, S) per g."""
+    p = dut.lanes
+    n_g = w.shape[1]
+    cb, qb = _blocks(counts, p), _blocks(q, p)
+    got: list[tuple[int, int, int]] = []
+
+    async def testbench(ctx: SimulatorContext) -> None:
+        nb = cb.shape[0]
+        for g in range(n_g):
+            col = _blocks(w[:, g], p)
+            for b in range(nb):
+                for j in range(p):
+                    ctx.set(dut.weights[j], int(col[b, j]))
+                    ctx.set(dut.counts[j], int(cb[b, j]))
+                    ctx.set(dut.q[j], int(qb[b, j]))
+                ctx.set(dut.mac_valid, 1)
+                ctx.set(dut.mac_first, b == 0)
+                ctx.set(dut.mac_last, b == nb - 1)
+                await ctx.tick()
+            ctx.set(dut.mac_valid, 0)
+            assert ctx.get(dut.hid_valid)
+            got.append((ctx.get(dut.hid_active), ctx.get(dut.hid_sign), ctx.get(dut.hid_sum)))
+
+    _run(dut, testbench)
+    return got
+
+
+@pytest.mark.parametrize("case", ["random", "zero-desire", "full-desire", "extreme"])
+def test_sim_hidden_desire(case: str) -> None:
+    rng = np.random.default_rng(7)
+    dut = DesireUnit.for_config(CFG)
+    n_h, n_g = C.layers[2], 6
+    lo, hi = signed_range(C.weight_bits)
+    w = rng.integers(-3000, 3000, (n_h, n_g))
+    counts = rng.integers(0, C.tsteps + 1, n_h)
+    active = rng.random(n_h) < 0.6
+    sign = np.where(rng.random(n_h) < 0.5, 1, -1).astype(np.int8)
+    keep = rng.random(n_h) < 0.8
+    if case == "zero-desire":
+        active[:] = False
+    elif case == "full-desire":
+        active[:], keep[:] = True, True
+    elif case == "extreme":  # largest |S|: extreme weights, counts 0 or T, aligned signs
+        active[:], keep[:] = True, True
+        counts = np.where(sign > 0, 0, C.tsteps)
+        w[:, : n_g // 2] = np.where(sign > 0, hi, lo)[:, None]
+        w[:, n_g // 2 :] = np.where(sign > 0, lo, hi)[:, None]
+        w[:, -1] = 1  # a small sum near the threshold
+    err = local_error(counts, sign, C)
+    q = ternary(active, sign, keep)
+    want_a, want_s, want_sum = hidden_desire(w, err, q, C)
+    got = _hidden(dut, w, counts, q)
+    np.testing.assert_array_equal([g[2] for g in got], want_sum)
+    np.testing.assert_array_equal([g[0] for g in got], want_a)
+    np.testing.assert_array_equal([1 if g[1] else -1 for g in got], want_s)
+    if case == "zero-desire":
+        assert not any(want_a)
+
+
+def test_threshold_boundary() -> None:
+    """|S| = hid_thr is active, hid_thr - 1 is not; S = 0 has sign -1."""
+    dut = DesireUnit.for_config(CFG)
+    n_h = C.layers[2]
+    counts = np.zeros(n_h, dtype=np.int64)
+    counts[0] = 1  # eq_0 = -1 with q = -1
+    q = np.zeros(n_h, dtype=np.int8)
+    q[0] = -1
+    w = np.zeros((n_h, 3), dtype=np.int64)
+    w[0] = [-C.hid_thr, -(C.hid_thr - 1), 0]
+    got = _hidden(dut, w, counts, q)
+    assert [g[:2] for g in got] == [(1, 1), (0, 1), (0, 0)]
+
+
+def test_wrong_arguments() -> None:
+    kw = {"out_label_below": 1, "out_other_above": 1, "hid_thr": 1, "weight_bits": 8}
+    with pytest.raises(ValueError, match="target_count must be"):
+        DesireUnit(4, tsteps=5, target_count=6, acc_bits=20, **kw)
+    with pytest.raises(TypeError, match="lanes must be an integer"):
+        DesireUnit(2.0, tsteps=5, target_count=4, acc_bits=20, **kw)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="acc_bits must be"):
+        DesireUnit(4, tsteps=5, target_count=4, acc_bits=8, **kw)

@@ -1,0 +1,173 @@
+"""rtl.update_unit.UpdateUnit and rtl.prng.XorShift32 in the Amaranth simulator against golden."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator, SimulatorContext
+
+from desire.config import Config, load_config
+from golden.fixed import Constants, constants, signed_range
+from golden.neuron_core import trace_step
+from golden.prng import XorShift32 as GoldenXorShift
+from golden.prng import weyl_rounding
+from golden.update_unit import stdp_accumulate, weight_update
+from rtl.prng import XorShift32
+from rtl.update_unit import UpdateUnit
+
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+BASE = load_config().replace(network={"layers": (9, 10, 3), "tsteps": 12}, hardware={"lanes": 4})
+
+
+def _golden(
+    c: Constants,
+    w: np.ndarray,
+    pre: np.ndarray,
+    post: np.ndarray,
+    gate: np.ndarray,
+    lr_int: int,
+    words: np.ndarray,
+) -> np.ndarray:
+    """New weights (n_out, n_in) from input trains pre (T, n_in), post (T, n_out)."""
+    r = np.zeros(pre.shape[1], dtype=np.int64)
+    traces = []
+    for s in pre:
+        r = trace_step(r, s, c)
+        traces.append(r)
+    acc = stdp_accumulate(post, np.stack(traces))
+    if c.rounding == "stochastic":
+        rnd = weyl_rounding(words, np.arange(w.shape[0]), c.lr_shift).T
+    elif c.rounding == "nearest":
+        rnd = np.full((1, 1), 1 << (c.lr_shift - 1))
+    else:
+        rnd = np.zeros((1, 1), dtype=np.int64)
+    return weight_update(w, acc, gate, lr_int, rnd, c)[0]
+
+
+def _simulate(
+    dut: UpdateUnit,
+    w: np.ndarray,
+    pre: np.ndarray,
+    post: np.ndarray,
+    gate: np.ndarray,
+    lr_int: int,
+    words: np.ndarray,
+) -> np.ndarray:
+    """Row by row, block by block, as the accelerator's sequencer drives the unit."""
+    p = dut.lanes
+    n_out, n_in = w.shape
+    blocks = -(-n_out // p)
+    out = w.copy()
+
+    def lane_value(arr: np.ndarray, o: int) -> int:
+        return int(arr[o]) if o < n_out else 0
+
+    async def testbench(ctx: SimulatorContext) -> None:
+        ctx.set(dut.lr_int, lr_int)
+        for i in range(n_in):
+            ctx.set(dut.row_train, sum(int(s) << t for t, s in enumerate(pre[:, i])))
+            ctx.set(dut.row_rand, int(words[i]))
+            ctx.set(dut.row_load, 1)
+            await ctx.tick()
+            ctx.set(dut.row_load, 0)
+            for b in range(blocks):
+                for j in range(p):
+                    o = b * p + j
+                    train = 0 if o >= n_out else sum(int(s) << t for t, s in enumerate(post[:, o]))
+                    ctx.set(dut.post[j], train)
+                    ctx.set(dut.gate[j], lane_value(gate, o))
+                    ctx.set(dut.w_old[j], int(w[o, i]) if o < n_out else 0)
+                ctx.set(dut.word_valid, 1)
+                await ctx.delay(1e-9)
+                for j in range(min(p, n_out - b * p)):
+                    out[b * p + j, i] = ctx.get(dut.w_new[j])
+                await ctx.tick()
+                ctx.set(dut.word_valid, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    return out
+
+
+def _case(cfg: Config, case: str, seed: int) -> None:
+    c = constants(cfg)
+    rng = np.random.default_rng(seed)
+    n_in, n_out, tsteps = 7, 10, c.tsteps
+    lo, hi = signed_range(c.weight_bits)
+    w = rng.integers(-5000, 5000, (n_out, n_in)).astype(np.int64)
+    pre = rng.random((tsteps, n_in)) < 0.5
+    pre[:, 0] = False  # a silent row: no update, whatever the rounding
+    post = rng.random((tsteps, n_out)) < 0.5
+    gate = rng.integers(-1, 2, n_out).astype(np.int8)
+    lr_int = c.lr_int(0) * 32
+    if case == "zero-desire":
+        gate[:] = 0
+    elif case == "full-desire":
+        gate = np.where(rng.random(n_out) < 0.5, 1, -1).astype(np.int8)
+    elif case == "max-traces":  # every input and output spikes every step
+        pre[:, 1:] = True
+        post[:] = True
+    elif case == "saturation":  # huge learning rate, weights at the rails
+        pre[:, 1:], post[:] = True, True
+        w[::2] = hi - 3
+        w[1::2] = lo + 3
+        lr_int = 2**32 - 1
+        gate = np.where(np.arange(n_out) % 2 == 0, 1, -1).astype(np.int8)
+    words = GoldenXorShift(c.rounding_seed).draw(n_in)
+    want = _golden(c, w, pre, post, gate, lr_int, words)
+    got = _simulate(UpdateUnit.for_config(cfg), w, pre, post, gate, lr_int, words)
+    np.testing.assert_array_equal(got, want)
+    if case == "zero-desire":
+        np.testing.assert_array_equal(got, w)
+    else:
+        assert (got != w).any(), "the case must change weights to test anything"
+    if case == "saturation":
+        assert (got[::2, 1:] == hi).all() and (got[1::2, 1:] == lo).all()
+
+
+@pytest.mark.parametrize(
+    "case", ["random", "zero-desire", "full-desire", "max-traces", "saturation"]
+)
+def test_sim_update_matches_golden(case: str) -> None:
+    _case(BASE, case, seed=len(case))
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "truncate"])
+def test_sim_rounding_modes(rounding: str) -> None:
+    _case(BASE.replace(formats={"rounding": rounding}), "random", seed=5)
+
+
+def test_sim_trace_clamp() -> None:
+    """trace_bits = 7: the trace (limit 4.0 = 128) clamps at 127."""
+    _case(BASE.replace(formats={"trace_bits": 7}), "max-traces", seed=6)
+
+
+def test_sim_xorshift_stream() -> None:
+    dut = XorShift32(0x1234_5678)
+    got: list[int] = []
+
+    async def testbench(ctx: SimulatorContext) -> None:
+        for k in range(40):
+            draw = k % 3 != 2  # a pause must hold the state
+            ctx.set(dut.draw, draw)
+            if draw:
+                got.append(ctx.get(dut.value))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    np.testing.assert_array_equal(got, GoldenXorShift(0x1234_5678).draw(len(got)))
+
+
+def test_wrong_arguments() -> None:
+    kw = {"tsteps": 4, "weight_bits": 16, "trace_bits": 8, "trace_frac": 5, "decay_shift": 2}
+    with pytest.raises(ValueError, match="rounding must be one of"):
+        UpdateUnit(4, lr_shift=24, rounding="up", **kw)
+    with pytest.raises(ValueError, match="lr_shift must be"):
+        UpdateUnit(4, lr_shift=33, rounding="nearest", **kw)
+    with pytest.raises(ValueError, match="seed must be"):
+        XorShift32(0)

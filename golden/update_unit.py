@@ -15,9 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from golden.fixed import Constants, sat
+from golden.neuron_core import trace_step
 from golden.prng import XorShift32, weyl_rounding
 
-__all__ = ["rounding_offsets", "stdp_accumulate", "weight_update"]
+__all__ = ["rounding_offsets", "stdp_accumulate", "update_from_trains", "weight_update"]
 
 
 def stdp_accumulate(post: np.ndarray, traces: np.ndarray) -> np.ndarray:
@@ -47,6 +48,33 @@ def rounding_offsets(
     if rng is None:
         raise ValueError("stochastic rounding needs the rounding stream")
     return weyl_rounding(rng.draw(n_in), rows, c.lr_shift).T
+
+
+def update_from_trains(
+    c: Constants,
+    w: np.ndarray,
+    pre: np.ndarray,
+    post: np.ndarray,
+    gate: np.ndarray,
+    lr_int: int,
+    words: np.ndarray,
+) -> np.ndarray:
+    """New weights (n_out, n_in) from spike trains, as the update unit sees them.
+
+    The hardware stores spike trains, not traces: ``pre`` (T, n_in) and ``post``
+    (T, n_out) are bit trains, traces are rebuilt from ``pre`` with the neuron
+    core's rule, and ``words`` are the rounding stream's row words (one per input).
+    """
+    r = np.zeros(pre.shape[1], dtype=np.int64)
+    traces = []
+    for s in pre:
+        r = trace_step(r, s, c)
+        traces.append(r)
+    if c.rounding == "stochastic":
+        rnd = weyl_rounding(words, np.arange(w.shape[0]), c.lr_shift).T
+    else:
+        rnd = rounding_offsets(c, None, pre.shape[1], np.arange(w.shape[0]))
+    return weight_update(w, stdp_accumulate(post, np.stack(traces)), gate, lr_int, rnd, c)[0]
 
 
 def weight_update(

@@ -14,26 +14,10 @@ from cocotb.handle import HierarchyObject
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from golden.fixed import constants, signed_range
-from golden.neuron_core import trace_step
-from golden.prng import XorShift32, weyl_rounding
-from golden.update_unit import stdp_accumulate, weight_update
+from golden.prng import XorShift32
+from golden.update_unit import update_from_trains
 from sim.drivers import env_config, reset, stimulus_rng, to_signed
 from sim.test_desire_unit import pack
-
-
-def golden_update(c, w, pre, post, gate, lr_int, words):  # type: ignore[no-untyped-def]
-    """New weights from input trains ``pre`` (T, n_in) and output trains ``post`` (T, n_out)."""
-    r = np.zeros(pre.shape[1], dtype=np.int64)
-    traces = []
-    for s in pre:
-        r = trace_step(r, s, c)
-        traces.append(r)
-    acc = stdp_accumulate(post, np.stack(traces))
-    if c.rounding == "stochastic":
-        rnd = weyl_rounding(words, np.arange(w.shape[0]), c.lr_shift).T
-    else:
-        rnd = np.full((1, 1), (1 << (c.lr_shift - 1)) if c.rounding == "nearest" else 0)
-    return weight_update(w, acc, gate, lr_int, rnd, c)[0]
 
 
 def bits_of(train: np.ndarray) -> int:
@@ -100,7 +84,7 @@ async def test_update(dut: HierarchyObject) -> None:
             w[::2], w[1::2], lr_int = hi - 3, lo + 3, 2**32 - 1
             gate = np.where(np.arange(n_out) % 2 == 0, 1, -1)
         words = stream.draw(n_in)
-        want = golden_update(c, w, pre, post, gate, lr_int, words)
+        want = update_from_trains(c, w, pre, post, gate, lr_int, words)
         got = await run_rows(dut, c, p, w, pre, post, gate, lr_int, words)
         assert (got == want).all(), f"{case}: {np.argwhere(got != want)[:5].tolist()}"
         assert (got == w).all() if case == "zero-desire" else (got != w).any(), case

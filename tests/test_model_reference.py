@@ -8,7 +8,6 @@ by layer with batched matrix products; the two must agree exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,15 +18,6 @@ from model.network import DesireNet, LinearLayer, strict_max_predictions
 
 F64 = torch.float64
 FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Small tensors: intra-op threads only add stalls when the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class ReferenceNet:

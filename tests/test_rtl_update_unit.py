@@ -7,41 +7,14 @@ import pytest
 from amaranth.sim import Simulator, SimulatorContext
 
 from desire.config import Config, load_config
-from golden.fixed import Constants, constants, signed_range
-from golden.neuron_core import trace_step
+from golden.fixed import constants, signed_range
 from golden.prng import XorShift32 as GoldenXorShift
-from golden.prng import weyl_rounding
-from golden.update_unit import stdp_accumulate, weight_update
+from golden.update_unit import update_from_trains
 from rtl.prng import XorShift32
 from rtl.update_unit import UpdateUnit
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 BASE = load_config().replace(network={"layers": (9, 10, 3), "tsteps": 12}, hardware={"lanes": 4})
-
-
-def _golden(
-    c: Constants,
-    w: np.ndarray,
-    pre: np.ndarray,
-    post: np.ndarray,
-    gate: np.ndarray,
-    lr_int: int,
-    words: np.ndarray,
-) -> np.ndarray:
-    """New weights (n_out, n_in) from input trains pre (T, n_in), post (T, n_out)."""
-    r = np.zeros(pre.shape[1], dtype=np.int64)
-    traces = []
-    for s in pre:
-        r = trace_step(r, s, c)
-        traces.append(r)
-    acc = stdp_accumulate(post, np.stack(traces))
-    if c.rounding == "stochastic":
-        rnd = weyl_rounding(words, np.arange(w.shape[0]), c.lr_shift).T
-    elif c.rounding == "nearest":
-        rnd = np.full((1, 1), 1 << (c.lr_shift - 1))
-    else:
-        rnd = np.zeros((1, 1), dtype=np.int64)
-    return weight_update(w, acc, gate, lr_int, rnd, c)[0]
 
 
 def _simulate(
@@ -116,7 +89,7 @@ def _case(cfg: Config, case: str, seed: int) -> None:
         lr_int = 2**32 - 1
         gate = np.where(np.arange(n_out) % 2 == 0, 1, -1).astype(np.int8)
     words = GoldenXorShift(c.rounding_seed).draw(n_in)
-    want = _golden(c, w, pre, post, gate, lr_int, words)
+    want = update_from_trains(c, w, pre, post, gate, lr_int, words)
     got = _simulate(UpdateUnit.for_config(cfg), w, pre, post, gate, lr_int, words)
     np.testing.assert_array_equal(got, want)
     if case == "zero-desire":

@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+
 from desire.config import load_config
 from model.train import TrainOptions, train
 
@@ -32,8 +34,12 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32, 128, 512])
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1: no stalls on a shared CPU)"
+    )
     p.add_argument("--out", help="also write the JSON here")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
     cfg = load_config(preset=args.preset)
     runs = []
     for b in args.batch_sizes:

@@ -31,7 +31,7 @@ from golden import GoldenNet, strict_argmax
 from golden.export import load_export
 from model.export import export_checkpoint
 from model.plots import plot_accuracy
-from model.train import TrainOptions, train
+from model.train import DEFAULT_BATCH, TrainOptions, train
 
 __all__ = ["main"]
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_network_flags(p)
     p.add_argument("--epochs", type=positive_int, default=3)
-    p.add_argument("--batch-size", type=positive_int, default=16)
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULT_BATCH)
     p.add_argument("--train-limit", type=positive_int, default=20000)
     p.add_argument("--test-limit", type=positive_int, default=2000)
     p.add_argument("--rtl-images", type=positive_int, default=5)

@@ -26,6 +26,7 @@ from golden.train import OnlineRun, accuracy, restore, train_online
 from model.export import export_checkpoint
 from model.fixed import FixedNet
 from model.train import (
+    DEFAULT_BATCH,
     DEFAULT_DATASET,
     CheckpointError,
     TrainOptions,
@@ -64,7 +65,12 @@ def _add_run_flags(p: argparse.ArgumentParser, training: bool) -> None:
         p.add_argument(
             "--epochs", type=positive_int, default=1, help="total, resumed ones included"
         )
-        p.add_argument("--batch-size", type=positive_int, default=1, help="1 = reference (online)")
+        p.add_argument(
+            "--batch-size",
+            type=positive_int,
+            help=f"samples per update; 1 = the reference's online mode (default: {DEFAULT_BATCH} "
+            "for float, measured in bench/results/batch_study.json; 1 for fixed)",
+        )
         p.add_argument("--train-limit", type=positive_int, help="use only N training samples")
         p.add_argument("--out", type=Path, help="run directory (default runs/<dataset>-<time>)")
         p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
@@ -115,6 +121,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
     if args.arith == "fixed":
         _train_fixed(args, cfg, dataset)
         return
+    if args.batch_size is None:
+        args.batch_size = DEFAULT_BATCH
     opts = TrainOptions(
         out=args.out or default_run_dir(dataset),
         dataset=dataset,
@@ -137,7 +145,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _train_fixed(args: argparse.Namespace, cfg: Config, dataset: str) -> None:
     """Online training in the accelerator's integer arithmetic on ``--device``."""
-    if args.batch_size != 1:
+    if args.batch_size not in (None, 1):
         raise SystemExit("--arith fixed trains online, like the hardware: use --batch-size 1")
     out = args.out or default_run_dir(dataset)
     start, best = 0, -1.0

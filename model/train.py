@@ -27,6 +27,7 @@ from desire.datasets import load_dataset
 from model.network import DesireNet, class_activity
 
 __all__ = [
+    "DEFAULT_BATCH",
     "CheckpointError",
     "Dataset",
     "EvalStats",
@@ -42,6 +43,8 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = 1
+#: Fastest batch size within 0.3 points of batch 1 after equal epochs (bench/batch_study.py).
+DEFAULT_BATCH = 8
 DEFAULT_DATASET = "fashion-mnist"
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 

@@ -222,14 +222,25 @@ def summary(results: Sequence[RunResult]) -> str:
     return "\n".join(lines)
 
 
+#: Work of the top-level test in the full regression (``make sim``): Fashion-MNIST test
+#: images run in inference, then consecutive training samples compared weight by weight.
+REGRESSION_ENV = {"DESIRE_IMAGES": "100", "DESIRE_TRAIN_SAMPLES": "50"}
+
+
 def regression(
     simulators: Sequence[str], cfg: Config, extra_env: Mapping[str, str] | None = None
 ) -> list[RunResult]:
     """Every block (each layer's core) of ``cfg`` on each simulator; prints the summary.
 
-    One seed for the whole regression (``SEED`` or a printed random one).
+    One seed for the whole regression (``SEED`` or a printed random one). The top
+    level runs :data:`REGRESSION_ENV` (100 test images, 50 training samples) unless
+    ``extra_env`` or the environment says otherwise.
     """
     seed = seed_from_env()
+    extra_env = {
+        **{k: os.environ.get(k, v) for k, v in REGRESSION_ENV.items()},
+        **(extra_env or {}),
+    }
     results = []
     for sim in simulators:
         if not available(sim):

@@ -13,6 +13,8 @@ is an integer below 2^53 (checked at construction), where float64 is exact.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -27,11 +29,13 @@ __all__ = ["FixedNet", "FixedStep"]
 EXACT_F64 = 2**53
 
 
+@dataclass(frozen=True)
 class FixedStep:
-    """Result of one online step: spike counts, desire (active, sign) per layer, new weights."""
+    """One online step: spike counts and desire (active, sign) of every layer."""
 
-    def __init__(self, counts: list[np.ndarray], active: list[np.ndarray], sign: list[np.ndarray]):
-        self.counts, self.active, self.sign = counts, active, sign
+    counts: list[np.ndarray]
+    active: list[np.ndarray]
+    sign: list[np.ndarray]
 
 
 class FixedNet:

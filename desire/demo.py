@@ -95,9 +95,10 @@ def plot_sample(net: GoldenNet, image: np.ndarray, label: int, path: Path) -> Pa
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
-    width = max(len(k) for k, _ in rows)
-    line = "+" + "-" * (width + 2) + "+" + "-" * 46 + "+"
-    body = [f"| {k:<{width}} | {v:<44} |" for k, v in rows]
+    key_w = max(len(k) for k, _ in rows)
+    val_w = max(len(v) for _, v in rows)
+    line = f"+{'-' * (key_w + 2)}+{'-' * (val_w + 2)}+"
+    body = [f"| {k:<{key_w}} | {v:<{val_w}} |" for k, v in rows]
     return "\n".join([line, *body, line])
 
 

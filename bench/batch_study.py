@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+from report import emit  # bench/ is on sys.path when a script here runs
 
 from desire.config import load_config
 from model.train import TrainOptions, train
@@ -79,10 +80,7 @@ def main() -> None:
         "runs": runs,
         "fastest_within_0.3_points_of_b1": best,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """How accuracy depends on the number formats: the measurement behind docs/fixed-point.md.
 
-    python bench/formats_sweep.py --model-path runs/x/best.pt \
+    python bench/formats_sweep.py --model-path runs/x/best.pt
         [--out bench/results/formats_sweep.json]
 
 1. Inference: the float checkpoint's test accuracy (float32 trainer) against golden/
@@ -14,12 +14,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from report import emit  # bench/ is on sys.path when a script here runs
 
 from desire.config import Config
 from desire.datasets import load_dataset
@@ -125,10 +125,7 @@ def main() -> None:
         "seconds": None,
     }
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

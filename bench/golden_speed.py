@@ -9,11 +9,11 @@ depend on training, only on spike activity, which random weights keep realistic)
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
-from pathlib import Path
+
+from report import emit  # bench/ is on sys.path when a script here runs
 
 from desire import load_config
 from desire.datasets import load_dataset
@@ -51,11 +51,7 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "runs": [measure(pr, args.samples, args.samples // 2) for pr in ("default", "fmnist-1000")],
     }
-    text = json.dumps(results, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    emit(results, args.out)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,13 @@ then needs no dataset.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+from report import emit  # bench/ is on sys.path when a script here runs
 
 from desire.config import PRESETS
 from model.network import DesireNet
@@ -84,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--budget-s", type=float, default=1.5, help="timed seconds per measurement")
     p.add_argument("--max-batches", type=int, default=50)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--out", help="also write the JSON here")
     args = p.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -100,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "machine": platform.machine(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
     }
-    print(json.dumps({"meta": meta, "results": results}, indent=2))
+    emit({"meta": meta, "results": results}, args.out)
 
 
 if __name__ == "__main__":

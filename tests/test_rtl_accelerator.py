@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -45,17 +46,22 @@ async def _read(ctx: SimulatorContext, dut: Accelerator, addr: int) -> int:
 Sample = tuple[list[int], int, int, int]  # counts, cls, valid_class, CYCLES
 
 
-async def _sample(ctx: SimulatorContext, dut: Accelerator, pixels: np.ndarray) -> Sample:
-    """Send one image, wait for its result: (counts, cls, valid_class, cycles)."""
+async def _transfer(ctx: SimulatorContext, dut: Accelerator, values: Iterable[int]) -> Any:
+    """Stream ``values`` into the pixel port, then take one result payload."""
     ctx.set(dut.pixels.valid, 1)
-    for x in pixels:
+    for x in values:
         ctx.set(dut.pixels.payload, int(x))
         await ctx.tick().until(dut.pixels.ready)
     ctx.set(dut.pixels.valid, 0)
     ctx.set(dut.result.ready, 1)
     await ctx.tick().until(dut.result.valid)
     ctx.set(dut.result.ready, 0)
-    res = ctx.get(dut.result.payload)
+    return ctx.get(dut.result.payload)
+
+
+async def _sample(ctx: SimulatorContext, dut: Accelerator, pixels: np.ndarray) -> Sample:
+    """Send one image, wait for its result: (counts, cls, valid_class, cycles)."""
+    res = await _transfer(ctx, dut, pixels)
     counts = [int(x) for x in res.counts]
     cycles = await _read(ctx, dut, dut.regs.CYCLES)
     return counts, int(res.cls), int(res.valid_class), cycles
@@ -208,15 +214,8 @@ def _train_on_rtl(
         got["mode"] = await _read(ctx, dut, regs.MODE)
         got["lr"] = await _read(ctx, dut, regs.LR_INT) & 0xFFFF_FFFF
         for img, label in zip(images, labels, strict=True):
-            ctx.set(dut.pixels.valid, 1)
-            for x in [*img, label]:  # the label is the transfer after the pixels
-                ctx.set(dut.pixels.payload, int(x))
-                await ctx.tick().until(dut.pixels.ready)
-            ctx.set(dut.pixels.valid, 0)
-            ctx.set(dut.result.ready, 1)
-            await ctx.tick().until(dut.result.valid)
-            ctx.set(dut.result.ready, 0)
-            got["counts"].append([int(x) for x in ctx.get(dut.result.payload).counts])
+            res = await _transfer(ctx, dut, [*img, label])  # the label follows the pixels
+            got["counts"].append([int(x) for x in res.counts])
             parts = (regs.CYCLES, regs.CYCLES_BACKWARD, regs.CYCLES_UPDATE)
             got["cycles"].append([await _read(ctx, dut, a) for a in parts])
         states = [await _read(ctx, dut, a) for a in (regs.DROPOUT_STATE, regs.ROUNDING_STATE)]

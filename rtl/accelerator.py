@@ -858,14 +858,17 @@ def _core_phase(words: list[int], blocks: int) -> int:
     A literal copy of the scanner / core / fire-pass handshake of the RTL,
     register by register, so the model is exact (tests compare it with ``CYCLES``).
     """
-    n_words = len(words)
-    ptr = mask = block = pass_block = 0
-    valid = acc_on = s1 = pass_on = s1_pass = fired = False
+    n_words, depth = len(words), NeuronCore.WRITE_DISTANCE
+    per_event = max(blocks, depth)
+    ptr = mask = cnt = pass_block = 0
+    valid = acc_on = pass_on = fired = False
+    stages = [False] * depth  # an op in pipeline stage 1 .. depth
+    pass_stages = [False] * depth  # ... and it is a fire or clear
     cycle = 0
     while True:
-        ready = not pass_on and (not acc_on or block == blocks - 1)
+        ready = not pass_on and not any(pass_stages) and (not acc_on or cnt == per_event - 1)
         scan_done = ptr == n_words and mask == 0 and not valid
-        idle = not (acc_on or pass_on or s1 or s1_pass)
+        idle = not (acc_on or pass_on or any(stages))
         if idle and fired:
             return cycle
         fire = not fired and scan_done and idle
@@ -877,11 +880,12 @@ def _core_phase(words: list[int], blocks: int) -> int:
             mask, ptr = words[ptr], ptr + 1
         else:
             mask = rest
-        s1, s1_pass = acc_on, pass_on
+        stages = [(acc_on and cnt < blocks) or pass_on, *stages[:-1]]
+        pass_stages = [pass_on, *pass_stages[:-1]]
         if acc_on:
-            acc_on, block = block != blocks - 1, (block + 1) % blocks
+            acc_on, cnt = cnt != per_event - 1, (cnt + 1) % per_event
         if accept:
-            acc_on, block = True, 0
+            acc_on, cnt = True, 0
         if pass_on:
             pass_on, pass_block = pass_block != blocks - 1, (pass_block + 1) % blocks
         elif fire:
@@ -912,11 +916,11 @@ def cycle_model(cfg: Config, input_spikes: np.ndarray, spikes: list[np.ndarray])
     enc_words = -(-c.layers[0] // p)
     total, bound_sum, bound_par, lane_ops = c.layers[-1], 0, 0, 0
     for phase in range(tsteps + 1):
-        done = [enc_words + 1 if phase < tsteps else 0]
+        done = [enc_words + Encoder.STAGES if phase < tsteps else 0]
         work = []
         for l in range(n_layers):
             if phase == 0:
-                done.append(blocks[l] + 1)  # clear pass
+                done.append(blocks[l] + NeuronCore.WRITE_DISTANCE)  # clear pass
                 continue
             t_in = phase - 1 if l == 0 else phase - 2  # one-step delay for l > 0
             vec = (input_spikes if l == 0 else spikes[l - 1])[t_in] if t_in >= 0 else None

@@ -41,7 +41,7 @@ class Encoder(wiring.Component):
     pix_we : In(1)
     keep : In(n)
         Input dropout mask (all ones in inference): a dropped pixel never fires
-        but still accumulates. Sampled on the cycle each word is output.
+        but still accumulates. Sampled two cycles before each word is output.
     start : In(1)
         Strobe: compute one time step. Ignored while ``busy``.
     first : In(1)
@@ -56,6 +56,9 @@ class Encoder(wiring.Component):
     spk_bits : Out(lanes)
         Spike of each lane; padding lanes beyond ``n`` never fire.
     """
+
+    #: Cycles from reading a word to its spikes (register the memories, then compute).
+    STAGES = 2
 
     def __init__(self, n: int, lanes: int) -> None:
         self._n = check_int("n", n, 1)
@@ -108,34 +111,44 @@ class Encoder(wiring.Component):
         m.d.comb += [pix_w.addr.eq(self.pix_word), pix_w.en.eq(self.pix_we << self.pix_lane)]
         m.d.comb += [pix_w.data[j].eq(self.pix_data) for j in range(p)]
 
-        # stage 0: walk the words
+        # stage 0: walk the words; stage 1: register the memory outputs; stage 2: compute
         running = Signal()
         word = Signal(index_shape(self._words))
         first = Signal()
-        s1_valid = Signal()
-        s1_word = Signal(index_shape(self._words))
-        m.d.comb += [pix_r.addr.eq(word), acc_r.addr.eq(word), self.busy.eq(running | s1_valid)]
-        m.d.sync += [s1_valid.eq(running), s1_word.eq(word)]
+        s1_valid, s2_valid = Signal(), Signal()
+        s1_word, s2_word = Signal(index_shape(self._words)), Signal(index_shape(self._words))
+        m.d.comb += [
+            pix_r.addr.eq(word),
+            acc_r.addr.eq(word),
+            self.busy.eq(running | s1_valid | s2_valid),
+        ]
+        m.d.sync += [s1_valid.eq(running), s1_word.eq(word), s2_valid.eq(s1_valid)]
+        m.d.sync += s2_word.eq(s1_word)
         with m.If(running):
             m.d.sync += word.eq(word + 1)
             with m.If(word == self._words - 1):
                 m.d.sync += [running.eq(0), word.eq(0)]
-        with m.Elif(self.start & ~s1_valid):
+        with m.Elif(self.start & ~self.busy):
             m.d.sync += [running.eq(1), word.eq(0), first.eq(self.first)]
 
-        # stage 1: a <- a + x; fire at 255; subtract
+        pix2 = Signal.like(pix_r.data, name="s2_pix")
+        acc2 = Signal.like(acc_r.data, name="s2_acc")
+        keep2 = Signal(p, name="s2_keep")
         keep = Cat(self.keep, Const(0, self._words * p - self._n)).word_select(s1_word, p)
+        m.d.sync += [pix2.eq(pix_r.data), acc2.eq(acc_r.data), keep2.eq(keep)]
+
+        # stage 2: a <- a + x; fire at 255; subtract
         fires = []
         for j in range(p):
-            a = Mux(first, 0, acc_r.data[j]) + pix_r.data[j]
+            a = Mux(first, 0, acc2[j]) + pix2[j]
             fire = a >= PIXEL_FULL
             m.d.comb += acc_w.data[j].eq(a - Mux(fire, PIXEL_FULL, 0))
-            fires.append(fire & keep[j])
+            fires.append(fire & keep2[j])
         m.d.comb += [
-            acc_w.addr.eq(s1_word),
-            acc_w.en.eq(s1_valid),
-            self.spk_valid.eq(s1_valid),
-            self.spk_word.eq(s1_word),
+            acc_w.addr.eq(s2_word),
+            acc_w.en.eq(s2_valid),
+            self.spk_valid.eq(s2_valid),
+            self.spk_word.eq(s2_word),
             self.spk_bits.eq(Cat(*fires)),
         ]
         return m

@@ -12,9 +12,11 @@ Memories (``B = ceil(n_out / lanes)`` blocks of ``lanes`` neurons):
   enough for a membrane plus ``n_in`` weights, so integration never saturates
   and the order of input events does not matter (as the spec requires).
 
-Operations, each a pass through a two-stage pipeline (read, then
-compute-and-write; the membrane read port is transparent to the write port so
-back-to-back passes over one block see the value just written):
+Operations, each a pass through a four-stage pipeline (0: issue the reads;
+1: register the memory outputs; 2: one carry chain per lane, registered;
+3: decay and write-back). The membrane read port is transparent to the write
+port, and an event takes ``max(B, 3)`` cycles (bubbles when ``B < 3``), so a
+read never misses a write-back still in flight:
 
 - accumulate (one per input event): ``v <- v + w``.
 - fire (end of step): ``v <- sat(v)``; ``s <- v >= thr and keep``;
@@ -187,9 +189,19 @@ class NeuronCore(wiring.Component):
         """Membrane memory width: |v| + n_in * |w_max| never overflows it."""
         return max(self._membrane_bits, self._weight_bits + self._n_in.bit_length()) + 1
 
+    #: Cycles from a membrane read to its write-back (stages 1-3 below); an
+    #: accumulate may read a block again only this many cycles after reading it.
+    WRITE_DISTANCE = 3
+
+    @property
+    def event_cycles(self) -> int:
+        """Cycles per input event: ``B``, at least :attr:`WRITE_DISTANCE` (bubbles if B is
+        smaller, so that an event never reads a block whose previous sum is in flight)."""
+        return max(self._blocks, self.WRITE_DISTANCE)
+
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        p, nb = self._lanes, self._blocks
+        p, nb, ne = self._lanes, self._blocks, self.event_cycles
         m.submodules.weights = wmem = Memory(
             shape=data.ArrayLayout(signed(self._weight_bits), p),
             depth=max(self.depth, 2),
@@ -213,32 +225,38 @@ class NeuronCore(wiring.Component):
         # stage 0: issue reads, for an input event (acc) or a pass (fire / clear)
         acc_on = Signal()
         acc_addr = Signal(index_shape(self.depth))
-        acc_block = Signal(index_shape(nb))
+        acc_cnt = Signal(index_shape(ne))  # cycle of the event; blocks >= B are bubbles
         pass_on = Signal()
         pass_fire = Signal()
         pass_block = Signal(index_shape(nb))
-        s1_acc, s1_fire, s1_clear = Signal(), Signal(), Signal()
-        s1_block = Signal(index_shape(nb))
+        # stage k in 1..3: op valid bits (acc, fire, clear) and the block
+        ops = [[Signal(name=f"s{k}_{op}") for op in ("acc", "fire", "clear")] for k in (1, 2, 3)]
+        blocks = [Signal(index_shape(nb), name=f"s{k}_block") for k in (1, 2, 3)]
+        in_flight = Cat(*(op for stage in ops for op in stage)).any()
+        pass_in_flight = Cat(*(op for stage in ops for op in stage[1:])).any()
 
-        last_block = acc_block == nb - 1
+        last_cycle = acc_cnt == ne - 1
         m.d.comb += [
-            self.events.ready.eq(~pass_on & (~acc_on | last_block)),
-            self.idle.eq(~acc_on & ~pass_on & ~s1_acc & ~s1_fire & ~s1_clear),
+            self.events.ready.eq(~pass_on & ~pass_in_flight & (~acc_on | last_cycle)),
+            self.idle.eq(~acc_on & ~pass_on & ~in_flight),
             w_rd.addr.eq(Mux(acc_on, acc_addr, self.w_word)),
-            v_rd.addr.eq(Mux(pass_on, pass_block, acc_block)),
+            v_rd.addr.eq(Mux(pass_on, pass_block, acc_cnt)),
         ]
         m.d.sync += [
-            s1_acc.eq(acc_on),
-            s1_fire.eq(pass_on & pass_fire),
-            s1_clear.eq(pass_on & ~pass_fire),
-            s1_block.eq(Mux(pass_on, pass_block, acc_block)),
+            ops[0][0].eq(acc_on & (acc_cnt < nb)),
+            ops[0][1].eq(pass_on & pass_fire),
+            ops[0][2].eq(pass_on & ~pass_fire),
+            blocks[0].eq(Mux(pass_on, pass_block, acc_cnt)),
         ]
+        for k in (1, 2):
+            m.d.sync += [a.eq(b) for a, b in zip(ops[k], ops[k - 1], strict=True)]
+            m.d.sync += blocks[k].eq(blocks[k - 1])
         with m.If(acc_on):
-            m.d.sync += [acc_addr.eq(acc_addr + 1), acc_block.eq(acc_block + 1)]
-            with m.If(last_block):
-                m.d.sync += [acc_on.eq(0), acc_block.eq(0)]
+            m.d.sync += [acc_addr.eq(acc_addr + 1), acc_cnt.eq(acc_cnt + 1)]
+            with m.If(last_cycle):
+                m.d.sync += [acc_on.eq(0), acc_cnt.eq(0)]
         with m.If(self.events.valid & self.events.ready):
-            m.d.sync += [acc_on.eq(1), acc_addr.eq(self.events.payload * nb), acc_block.eq(0)]
+            m.d.sync += [acc_on.eq(1), acc_addr.eq(self.events.payload * nb), acc_cnt.eq(0)]
 
         with m.If(pass_on):
             m.d.sync += pass_block.eq(pass_block + 1)
@@ -247,44 +265,59 @@ class NeuronCore(wiring.Component):
         with m.Elif(self.idle & (self.fire | self.clear)):
             m.d.sync += [pass_on.eq(1), pass_fire.eq(self.fire), pass_block.eq(0)]
 
-        # stage 1: compute and write back
-        m.d.comb += [v_wr.addr.eq(s1_block), v_wr.en.eq(s1_acc | s1_fire | s1_clear)]
-        self._stage1(m, v_rd.data, w_rd.data, v_wr.data, s1_acc, s1_fire, s1_block)
+        # stage 1: register the memory outputs (block RAM clock-to-out is most of a cycle)
+        pad = self._blocks * p - self._n_out
+        v1 = Signal.like(v_rd.data, name="s2_v")
+        w1 = Signal.like(w_rd.data, name="s2_w")
+        keep1 = Signal(p, name="s2_keep")
+        keep_all = Cat(self.keep, Const(0, pad))
+        m.d.sync += [
+            v1.eq(v_rd.data),
+            w1.eq(w_rd.data),
+            keep1.eq(keep_all.word_select(blocks[0], p)),
+        ]
+        self._stage2(m, v1, w1, keep1, ops[1][1])
+        # stage 3: decay (fire) and write-back
+        m.d.comb += [
+            v_wr.addr.eq(blocks[2]),
+            v_wr.en.eq(Cat(*ops[2]).any()),
+            self.out_valid.eq(ops[2][1]),
+            self.out_block.eq(blocks[2]),
+        ]
+        for j in range(p):
+            with m.If(ops[2][0]):
+                m.d.comb += v_wr.data[j].eq(self._sum[j])
+            with m.Elif(ops[2][1]):
+                reset = self._reset[j]
+                m.d.comb += v_wr.data[j].eq(reset - (reset >> self._decay_shift))
+            # clear: data stays 0
         return m
 
-    def _stage1(
-        self,
-        m: Module,
-        v_old: data.ArrayView,
-        w: data.ArrayView,
-        v_new: data.ArrayView,
-        s1_acc: Signal,
-        s1_fire: Signal,
-        s1_block: Signal,
+    def _stage2(
+        self, m: Module, v: data.ArrayView, w: data.ArrayView, keep: Signal, firing: Signal
     ) -> None:
-        """Write data of the three operations (clear writes the default 0); fire also drives
-        ``out_*``."""
+        """Accumulate ``v + w``, or saturate, fire and reset: one carry chain per lane.
+
+        ``v_sat >= thr`` equals ``v >= thr`` (``lo < 0 < thr <= hi``), the sign of
+        ``v - thr``; the reset value is picked from ``v - thr``, ``v``, the rails
+        and ``hi - thr``, all computed side by side instead of in series.
+        """
         p = self._lanes
         lo, hi = signed_range(self._membrane_bits)
         thr = self.threshold
-        pad = self._blocks * p - self._n_out
-        keep = Cat(self.keep, Const(0, pad)).word_select(s1_block, p)
-        spikes = []
+        hi_minus_thr = Signal(signed(self._membrane_bits))
+        m.d.comb += hi_minus_thr.eq(hi - thr)
+        self._sum = Signal(data.ArrayLayout(signed(self.acc_bits), p), name="s3_sum")
+        self._reset = Signal(data.ArrayLayout(signed(self._membrane_bits), p), name="s3_reset")
+        spikes = Signal(p, name="s3_spikes")
         for j in range(p):
-            v = v_old[j]
-            v_sat = Mux(v > hi, hi, Mux(v < lo, lo, v))
-            fire = (v_sat >= thr) & keep[j]
-            v_reset = Signal(signed(self._membrane_bits), name=f"v_reset{j}")
-            m.d.comb += v_reset.eq(v_sat - Mux(fire, thr, 0))
-            spikes.append(fire)
-            m.d.comb += self.out_membrane[j].eq(v_reset)
-            with m.If(s1_acc):
-                m.d.comb += v_new[j].eq(v + w[j])
-            with m.Elif(s1_fire):
-                m.d.comb += v_new[j].eq(v_reset - (v_reset >> self._decay_shift))
-            # clear: data stays 0
-        m.d.comb += [
-            self.out_valid.eq(s1_fire),
-            self.out_block.eq(s1_block),
-            self.out_spikes.eq(Cat(*spikes)),
-        ]
+            vj = v[j]
+            minus = Signal(signed(self.acc_bits + 1), name=f"v_minus_thr{j}")
+            m.d.comb += minus.eq(vj - thr)
+            fire = ~minus[-1] & keep[j]
+            reset = Mux(
+                vj > hi, Mux(keep[j], hi_minus_thr, hi), Mux(vj < lo, lo, Mux(fire, minus, vj))
+            )
+            m.d.sync += [self._sum[j].eq(vj + w[j]), self._reset[j].eq(reset)]
+            m.d.sync += spikes[j].eq(fire & firing)
+        m.d.comb += [self.out_spikes.eq(spikes), self.out_membrane.eq(self._reset)]

@@ -150,16 +150,17 @@ def test_wrong_arguments() -> None:
         NeuronCore.for_layer(load_config(), 2)
 
 
-@pytest.mark.parametrize(("n_out", "lanes"), [(10, 4), (3, 4)])
+@pytest.mark.parametrize(("n_out", "lanes"), [(10, 4), (3, 4), (16, 4)])
 def test_sim_event_throughput(n_out: int, lanes: int) -> None:
-    """A back-to-back event stream keeps the lanes busy: one event every B cycles."""
+    """A back-to-back event stream keeps the lanes busy: one event every B cycles (at least
+    NeuronCore.WRITE_DISTANCE, so that no read misses a write-back in flight)."""
     core = _core(16, n_out, lanes)
     n_events = 7
     accepted: list[int] = []
 
     async def testbench(ctx: SimulatorContext) -> None:
         ctx.set(core.events.valid, 1)
-        for cycle in range(n_events * core.blocks + 5):
+        for cycle in range(n_events * core.event_cycles + 5):
             ctx.set(core.events.payload, len(accepted) % 16)
             if ctx.get(core.events.ready) and len(accepted) < n_events:
                 accepted.append(cycle)
@@ -171,4 +172,5 @@ def test_sim_event_throughput(n_out: int, lanes: int) -> None:
     sim.add_clock(1e-8)
     sim.add_testbench(testbench)
     sim.run()
-    assert np.diff(accepted).tolist() == [core.blocks] * (n_events - 1)
+    assert core.event_cycles == max(core.blocks, NeuronCore.WRITE_DISTANCE)
+    assert np.diff(accepted).tolist() == [core.event_cycles] * (n_events - 1)

@@ -42,6 +42,7 @@ from rtl import check_int, index_shape
 from rtl.desire_unit import DesireUnit, q_shape, ternary
 from rtl.encoder import PIXEL_BITS, Encoder
 from rtl.neuron_core import NeuronCore
+from rtl.pipeline import delay
 from rtl.prng import XorShift32
 from rtl.update_unit import UpdateUnit
 
@@ -61,6 +62,9 @@ __all__ = [
 
 #: Width of the memory-mapped data bus.
 DATA_BITS = 32
+#: Cycles from an update row's ``row_load`` (state ``UPD_LOAD``) to its first
+#: ``word_valid`` without wait states: ``UPD_CHECK``, ``UPD_WORDS`` (issue), data.
+_LOAD_TO_WORD = 3
 
 
 class Status(enum.IntFlag):
@@ -203,7 +207,7 @@ class _TrainSignals:
     row_word: Signal  # g or i as (word, lane) of its spike-train / desire memory
     row_lane: Signal
     row_idx: Signal  # g or i
-    drain: Signal  # cycles spent draining the backward pipeline
+    drain: Signal  # cycles spent waiting for a unit's pipeline to drain
     issue_out: Signal  # this cycle's reads are for the output-layer desire
     issue_mac: list[Signal]  # ... for a MAC of layer l's hidden desire
     issue_upd: list[Signal]  # ... for an update word of layer l
@@ -411,22 +415,19 @@ class Accelerator(wiring.Component):
         p = self._lanes
         return Cat(*(word[t * p : (t + 1) * p].bit_select(lane, 1) for t in range(self._c.tsteps)))
 
-    def _popcount(self, bits: Value) -> Value:
-        total: Value = Const(0, 1)
-        for k in range(len(bits)):
-            total = total + bits[k]
-        return total
-
     def _training_datapath(self, m: Module) -> None:
-        """Stage 1 (and 2) of the backward and update passes, fed by the states' reads.
+        """Feed the desire and update units from the states' reads, write their results back.
 
         A state issues memory reads in cycle k and sets ``issue_*``; the data is
-        there in cycle k + 1, where these stages compute and write back.
+        there in cycle k + 1 (``s1_*``), where the units take it. Their results
+        come a fixed number of cycles later (``out_latency``, ``hid_latency``,
+        ``latency``): the write addresses travel along in delay lines.
         """
         c, p, n_layers = self._c, self._lanes, self._c.n_linear
         du, uu, cores = self._desire, self._update, self._cores
         depth = max(core.depth for core in cores)
         rows = max(c.layers[:-1])
+        drain = max(du.out_latency, du.hid_latency, uu.latency) + 1
         t = self._ts = _TrainSignals(
             label=Signal(PIXEL_BITS),
             blk=Signal(range(max(core.blocks for core in cores) + 1)),
@@ -434,7 +435,7 @@ class Accelerator(wiring.Component):
             row_word=Signal(range(-(-rows // p) + 1)),
             row_lane=Signal(index_shape(p)),
             row_idx=Signal(range(rows + 1)),
-            drain=Signal(),
+            drain=Signal(range(drain + 1)),
             issue_out=Signal(),
             issue_mac=[Signal(name=f"issue_mac{l}") for l in range(n_layers)],
             issue_upd=[Signal(name=f"issue_upd{l}") for l in range(n_layers)],
@@ -443,27 +444,34 @@ class Accelerator(wiring.Component):
         s1_mac = [Signal(name=f"s1_mac{l}") for l in range(n_layers)]
         s1_upd = [Signal(name=f"s1_upd{l}") for l in range(n_layers)]
         s1_first, s1_last, s1_addr = Signal(), Signal(), Signal.like(t.addr)
-        s1_g = [Signal.like(t.row_word), Signal.like(t.row_lane), Signal.like(t.row_idx)]
-        s2_g = [Signal.like(x) for x in s1_g]
-        s2_hid = [Signal(name=f"s2_hid{l}") for l in range(n_layers)]
+        s1_g = Cat(Signal.like(t.row_word), Signal.like(t.row_lane), Signal.like(t.row_idx))
         m.d.sync += [s1_out.eq(t.issue_out), s1_blk.eq(t.blk), s1_addr.eq(t.addr)]
-        m.d.sync += [s1_first.eq(t.blk == 0), *[a.eq(b) for a, b in zip(s2_g, s1_g, strict=True)]]
-        m.d.sync += [s1_g[0].eq(t.row_word), s1_g[1].eq(t.row_lane), s1_g[2].eq(t.row_idx)]
+        m.d.sync += [s1_first.eq(t.blk == 0), s1_g.eq(Cat(t.row_word, t.row_lane, t.row_idx))]
         for l in range(n_layers):
             m.d.sync += [s1_mac[l].eq(t.issue_mac[l]), s1_upd[l].eq(t.issue_upd[l])]
-            m.d.sync += s2_hid[l].eq(s1_mac[l] & s1_last)
         m.d.comb += uu.lr_int.eq(self._lr_int)
 
+        # output-layer desire, written out_latency cycles after the read
         top = self._train_rd[n_layers]
-        with m.If(s1_out):  # output-layer desire of block s1_blk
-            out = self._desire_wr[n_layers]
-            m.d.comb += [out.addr.eq(s1_blk), out.en.eq((1 << p) - 1)]
-            for j in range(p):
-                m.d.comb += [
-                    du.counts[j].eq(self._popcount(self._lane_train(top.data, j))),
-                    du.label_lane[j].eq(t.label == s1_blk * p + j),
-                    out.data[j].eq(ternary(du.out_active[j], du.out_sign[j], Const(1))),
-                ]
+        with m.If(s1_out):
+            m.d.comb += du.out_req.eq(1)
+            m.d.comb += [du.trains[j].eq(self._lane_train(top.data, j)) for j in range(p)]
+            m.d.comb += [du.label_lane[j].eq(t.label == s1_blk * p + j) for j in range(p)]
+        out, out_blk = self._desire_wr[n_layers], delay(m, s1_blk, du.out_latency, "out_blk")
+        with m.If(du.out_valid):
+            m.d.comb += [out.addr.eq(out_blk), out.en.eq(-1)]
+            m.d.comb += [
+                out.data[j].eq(ternary(du.out_active[j], du.out_sign[j], Const(1)))
+                for j in range(p)
+            ]
+        # hidden desire: MACs of one g, its desire written hid_latency cycles after the last
+        g = delay(m, s1_g, du.hid_latency, "g")
+        g_word, g_lane = (
+            g[: len(t.row_word)],
+            g[len(t.row_word) : len(t.row_word) + len(t.row_lane)],
+        )
+        g_idx = g[len(t.row_word) + len(t.row_lane) :]
+        upd_addr = delay(m, s1_addr, uu.latency, "upd_addr")
         for l in range(n_layers):
             above, q_above = self._train_rd[l + 1], self._desire_rd[l + 1]
             with m.If(s1_mac[l]):  # one block of S_g += w[h, g] * E_h * q_h
@@ -474,27 +482,28 @@ class Accelerator(wiring.Component):
                     du.weights.eq(cores[l].w_rdata),
                     du.q.eq(q_above.data),
                 ]
-                m.d.comb += [
-                    du.counts[j].eq(self._popcount(self._lane_train(above.data, j)))
-                    for j in range(p)
-                ]
+                m.d.comb += [du.trains[j].eq(self._lane_train(above.data, j)) for j in range(p)]
             if l > 0:
-                with m.If(s2_hid[l]):  # desire of hidden neuron g of neuron layer l
+                hid = delay(m, s1_mac[l] & s1_last, du.hid_latency, f"hid{l}")
+                with m.If(hid):  # desire of hidden neuron g of neuron layer l
                     dw, mask = self._desire_wr[l], self._masks[l]
-                    keep = Const(1) if mask is None else mask.bit_select(s2_g[2], 1)
+                    keep = Const(1) if mask is None else mask.bit_select(g_idx, 1)
                     q = ternary(du.hid_active, du.hid_sign, keep)
-                    m.d.comb += [dw.addr.eq(s2_g[0]), dw.en.eq(1 << s2_g[1])]
+                    m.d.comb += [dw.addr.eq(g_word), dw.en.eq(1 << g_lane)]
                     m.d.comb += [dw.data[j].eq(q) for j in range(p)]
-            with m.If(s1_upd[l]):  # read-modify-write of one weight word
+            with m.If(s1_upd[l]):  # one weight word into the update pipeline
                 m.d.comb += [
                     uu.word_valid.eq(1),
                     uu.gate.eq(q_above.data),
                     uu.w_old.eq(cores[l].w_rdata),
-                    cores[l].u_we.eq(1),
-                    cores[l].u_addr.eq(s1_addr),
-                    cores[l].u_data.eq(uu.w_new),
                 ]
                 m.d.comb += [uu.post[j].eq(self._lane_train(above.data, j)) for j in range(p)]
+            with m.If(delay(m, s1_upd[l], uu.latency, f"upd{l}")):  # ... and its write-back
+                m.d.comb += [
+                    cores[l].u_we.eq(1),
+                    cores[l].u_addr.eq(upd_addr),
+                    cores[l].u_data.eq(uu.w_new),
+                ]
         self._s1_last = s1_last
 
     def _class_counts(self, m: Module) -> list[Signal]:
@@ -659,6 +668,15 @@ class Accelerator(wiring.Component):
                 with m.If(k == n_draws - 1):
                     m.next = "LAUNCH"
 
+        def drain(m: Module, part: Signal, cycles: int, then: str) -> None:
+            """Wait ``cycles`` cycles (a unit's last result is written in the last one)."""
+            count(m, part)
+            m.d.sync += t.drain.eq(t.drain + 1)
+            with m.If(t.drain == cycles - 1):
+                m.d.sync += t.drain.eq(0)
+                m.next = then
+
+        du = self._desire
         first_update = "UPD_ROW0"
         with m.State("BWD_OUT"):
             count(m, bwd)
@@ -669,8 +687,8 @@ class Accelerator(wiring.Component):
                 m.d.sync += t.blk.eq(0)
                 m.next = "BWD_OUT_DRAIN"
         with m.State("BWD_OUT_DRAIN"):
-            count(m, bwd)
-            m.next = f"BWD_HID{n_layers - 1}" if n_layers > 1 else first_update
+            after = f"BWD_HID{n_layers - 1}" if n_layers > 1 else first_update
+            drain(m, bwd, du.out_latency + 1, after)
         for l in range(n_layers - 1, 0, -1):  # desire of neuron layer l from layer l + 1
             blocks = cores[l].blocks
             with m.State(f"BWD_HID{l}"):
@@ -687,13 +705,11 @@ class Accelerator(wiring.Component):
                 with m.If(t.blk == blocks - 1):
                     m.d.sync += t.blk.eq(0)
                     next_row(m, c.layers[l], f"BWD_DRAIN{l}", f"BWD_HID{l}")
-            with m.State(f"BWD_DRAIN{l}"):  # the MAC and the desire write of the last g
-                count(m, bwd)
-                m.d.sync += t.drain.eq(~t.drain)
-                with m.If(t.drain):
-                    m.next = f"BWD_HID{l - 1}" if l > 1 else first_update
+            with m.State(f"BWD_DRAIN{l}"):  # the MACs and the desire write of the last g
+                drain(m, bwd, du.hid_latency + 1, f"BWD_HID{l - 1}" if l > 1 else first_update)
 
         stochastic = c.rounding == "stochastic"
+        waits = max(0, uu.load_cycles - _LOAD_TO_WORD)
         for l in range(n_layers):
             blocks = cores[l].blocks
             done = f"UPD_ROW{l + 1}" if l + 1 < n_layers else "UPD_DONE"
@@ -710,11 +726,17 @@ class Accelerator(wiring.Component):
                 if stochastic:
                     rng = self._rounding_rng
                     m.d.comb += [rng.draw.eq(1), uu.row_rand.eq(rng.value)]
-                with m.If(train == 0):  # a silent row: acc = 0, nothing changes
+                m.next = f"UPD_CHECK{l}"
+            with m.State(f"UPD_CHECK{l}"):
+                count(m, upd)
+                with m.If(uu.row_silent):  # a silent row: acc = 0, nothing changes
                     m.d.sync += t.addr.eq(t.addr + blocks)
                     next_row(m, c.layers[l], done, f"UPD_ROW{l}")
                 with m.Else():
-                    m.next = f"UPD_WORDS{l}"
+                    m.next = f"UPD_WAIT{l}" if waits else f"UPD_WORDS{l}"
+            if waits:
+                with m.State(f"UPD_WAIT{l}"):  # the unit builds the row's traces
+                    drain(m, upd, waits, f"UPD_WORDS{l}")
             with m.State(f"UPD_WORDS{l}"):
                 count(m, upd)
                 m.d.comb += [
@@ -728,9 +750,8 @@ class Accelerator(wiring.Component):
                 with m.If(t.blk == blocks - 1):
                     m.d.sync += t.blk.eq(0)
                     next_row(m, c.layers[l], done, f"UPD_ROW{l}")
-        with m.State("UPD_DONE"):  # write-back of the last word
-            count(m, upd)
-            m.next = "RESULT"
+        with m.State("UPD_DONE"):  # until the write-back of the last word
+            drain(m, upd, uu.latency + 1, "RESULT")
 
     def _bus(self, m: Module, thresholds: list[Signal], busy: Signal) -> None:
         """Register file and weight port behind ``bus``."""
@@ -965,20 +986,25 @@ def training_cycle_model(
     ``input_spikes`` (T, n_in) and ``spikes[l]`` (T, n_l) as in :func:`cycle_model`,
     from ``GoldenNet.train_step(..., record=True).forward``. Counts the states of
     the training sequencer: ``MASK`` (one draw per neuron of each layer with
-    dropout), the forward pass (:func:`cycle_model`), ``BWD_OUT`` (``B_L`` + 1),
-    per hidden layer ``l`` one MAC cycle per weight word (``n_l * B_l``) + 2,
-    and per update row 2 cycles plus ``B_l`` if its input spiked, + 1.
+    dropout), the forward pass (:func:`cycle_model`), ``BWD_OUT`` (``B_L``) and its
+    drain (the desire unit's ``out_latency`` + 1), per hidden layer ``l`` one MAC
+    cycle per weight word (``n_l * B_l``) and a drain (``hid_latency`` + 1), per
+    update row 3 cycles (row read, load, silence check) plus, if its input
+    spiked, the trace wait and ``B_l`` words, and a final drain (``latency`` + 1).
     """
     c, p = constants(cfg), cfg.hardware.lanes
+    du, uu = DesireUnit.for_config(cfg), UpdateUnit.for_config(cfg)
     blocks = [-(-n // p) for n in c.layers[1:]]
     draws = sum(n for j, n in enumerate(c.layers[:-1]) if c.drop_p[j] > 0)
     forward = draws + cycle_model(cfg, input_spikes, spikes).cycles
-    backward = blocks[-1] + 1 + sum(c.layers[l] * blocks[l] + 2 for l in range(1, c.n_linear))
-    update, bound = 1, 0
+    backward = blocks[-1] + du.out_latency + 1
+    backward += sum(c.layers[l] * blocks[l] + du.hid_latency + 1 for l in range(1, c.n_linear))
+    waits = max(0, uu.load_cycles - _LOAD_TO_WORD)
+    update, bound = uu.latency + 1, 0
     for l in range(c.n_linear):
         # what layer l saw: the encoder, or neuron layer l one step late (the last step unseen)
         seen = input_spikes if l == 0 else spikes[l - 1][:-1]
         active = int(seen.any(axis=0).sum())
-        update += 2 * c.layers[l] + active * blocks[l]
+        update += 3 * c.layers[l] + active * (waits + blocks[l])  # ROW, LOAD, CHECK per row
         bound += active * blocks[l]
     return TrainingCycles(forward, backward, update, bound)

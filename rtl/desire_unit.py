@@ -3,10 +3,12 @@
 Mirrors :mod:`golden.desire_unit`. A datapath over one block of ``lanes``
 neurons per cycle; the accelerator's training sequencer walks the memories.
 
-* **Output layer** (combinational): from the block's spike counts and a
+* **Spike counts**: the unit takes the block's spike *trains* (``T`` bits per
+  lane, as stored) and counts them itself (a popcount tree).
+* **Output layer** (``out_req``): from the block's spike counts and a
   one-hot ``label_lane``, ``active`` and ``sign`` of every lane
   (``c < out_label_below`` for the label, ``c > out_other_above`` otherwise).
-* **Error term** (combinational): ``eq = E * q`` of a block of the layer above
+* **Error term**: ``eq = E * q`` of a block of the layer above
   from its counts and its stored ternary desire ``q`` (sign, active and keep in
   one value in {-1, 0, +1}). Since ``q != 0`` carries the sign, ``eq`` is
   ``|R - c|`` for ``q = +1``, ``-c`` for ``q = -1`` and 0 otherwise: a value in
@@ -21,6 +23,11 @@ neurons per cycle; the accelerator's training sequencer walks the memories.
   other order (one ``h`` against ``P`` values of ``g``) would need the
   out-major transpose of the weights, which the forward pass does not store.
   ``active = |S| >= hid_thr``, ``sign = +1`` iff ``S > 0``.
+
+Pipelined for timing, one carry chain per cycle: input registers, popcount,
+``eq`` and the output desire, the products, the dot-product tree, the
+accumulator. :attr:`DesireUnit.out_latency` and :attr:`DesireUnit.hid_latency`
+give the cycles from the strobe to the result; strobes may come every cycle.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from amaranth.lib.wiring import In, Out
 from desire.config import Config
 from golden.fixed import constants
 from rtl import check_int
+from rtl.pipeline import adder_tree, delay, tree_stages
 
 __all__ = ["DesireUnit", "q_shape", "ternary"]
 
@@ -46,27 +54,37 @@ class DesireUnit(wiring.Component):
 
     Ports
     -----
-    counts : In(ArrayLayout(unsigned(bits(T)), lanes))
-        Spike counts of the block (0..T).
+    trains : In(ArrayLayout(unsigned(T), lanes))
+        Spike trains of the block (bit t = step t); the unit counts them.
     label_lane : In(lanes)
         One-hot: the lane of the block that is the label (0 if none).
+    out_req : In(1)
+        Strobe: output-layer desire of the block (``trains``, ``label_lane``).
+    out_valid : Out(1)
+        :attr:`out_latency` cycles after ``out_req``: ``out_*`` and ``eq`` hold it.
     out_active, out_sign : Out(lanes)
         Output-layer desire of the block (sign 1 = +1, 0 = -1).
     q : In(ArrayLayout(signed(2), lanes))
         Ternary desire of the block of the layer above (for ``eq``).
     eq : Out(ArrayLayout(signed(bits(T) + 1), lanes))
-        ``E * q`` of the block.
+        ``E * q`` of the block of :attr:`out_latency` cycles before.
     weights : In(ArrayLayout(signed(weight_bits), lanes))
         Weight word ``g * B + b``: the ``w[h, g]`` of block ``b``.
     mac_valid, mac_first, mac_last : In(1)
         Add ``sum_j weights[j] * eq[j]`` to the accumulator (restarted from 0
         on ``mac_first``); ``mac_last`` marks the last block of one ``g``.
     hid_valid : Out(1)
-        One cycle after a ``mac_last``: ``hid_*`` hold the desire of that ``g``.
+        :attr:`hid_latency` cycles after a ``mac_last``: ``hid_*`` hold the desire
+        of that ``g``.
     hid_active, hid_sign : Out(1)
     hid_sum : Out(signed(acc_bits))
         ``S_g``, exact (``golden.fixed.Constants.hidden_acc_bits(fan_out)`` bits).
     """
+
+    #: Levels of the popcount tree per cycle.
+    COUNT_LEVELS_PER_CYCLE = 3
+    #: Levels of the dot-product adder tree per cycle.
+    TREE_LEVELS_PER_CYCLE = 2
 
     def __init__(
         self,
@@ -91,8 +109,10 @@ class DesireUnit(wiring.Component):
         cb = tsteps.bit_length()
         super().__init__(
             {
-                "counts": In(data.ArrayLayout(unsigned(cb), lanes)),
+                "trains": In(data.ArrayLayout(unsigned(tsteps), lanes)),
                 "label_lane": In(lanes),
+                "out_req": In(1),
+                "out_valid": Out(1),
                 "out_active": Out(lanes),
                 "out_sign": Out(lanes),
                 "q": In(data.ArrayLayout(q_shape(), lanes)),
@@ -128,31 +148,60 @@ class DesireUnit(wiring.Component):
     def lanes(self) -> int:
         return self._lanes
 
+    @property
+    def out_latency(self) -> int:
+        """Cycles from ``out_req`` (or any strobe) to ``out_*`` and ``eq``: input
+        registers, popcount, the registered desire and ``eq``."""
+        return 2 + tree_stages(self._tsteps, self.COUNT_LEVELS_PER_CYCLE)
+
+    @property
+    def hid_latency(self) -> int:
+        """Cycles from ``mac_last`` to ``hid_valid``: ``eq``, products, tree, accumulator."""
+        return self.out_latency + 2 + tree_stages(self._lanes, self.TREE_LEVELS_PER_CYCLE)
+
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        p = self._lanes
+        p, tsteps = self._lanes, self._tsteps
+        trains = delay(m, self.trains, 1, "trains")
+        counts_at = self.out_latency - 1  # cycle of the registered counts
+        label = delay(m, self.label_lane, counts_at, "label")
+        q = delay(m, self.q, counts_at, "q")
+        out_active, out_sign = Signal(p), Signal(p)
         for j in range(p):
-            cnt = self.counts[j]
-            label = self.label_lane[j]
-            m.d.comb += [
-                self.out_sign[j].eq(label),
-                self.out_active[j].eq(Mux(label, cnt < self._label_below, cnt > self._other_above)),
-            ]
+            bits = [trains[j][t] for t in range(tsteps)]
+            cnt = adder_tree(m, bits, self.COUNT_LEVELS_PER_CYCLE, f"count{j}")
             dist = Mux(cnt > self._target, cnt - self._target, self._target - cnt)
-            q = self.q[j]
-            m.d.comb += self.eq[j].eq(Mux(q > 0, dist, Mux(q < 0, -cnt, 0)))
-
-        products = [self.weights[j] * self.eq[j] for j in range(p)]
-        dot = products[0]
-        for prod in products[1:]:
-            dot = dot + prod
-        acc = Signal(signed(self._acc_bits))
-        with m.If(self.mac_valid):
-            m.d.sync += acc.eq(Mux(self.mac_first, 0, acc) + dot)
-        m.d.sync += self.hid_valid.eq(self.mac_valid & self.mac_last)
+            m.d.sync += [
+                out_sign[j].eq(label[j]),
+                out_active[j].eq(Mux(label[j], cnt < self._label_below, cnt > self._other_above)),
+                self.eq[j].eq(Mux(q[j] > 0, dist, Mux(q[j] < 0, -cnt, 0))),
+            ]
         m.d.comb += [
+            self.out_active.eq(out_active),
+            self.out_sign.eq(out_sign),
+            self.out_valid.eq(delay(m, self.out_req, self.out_latency, "out_req")),
+        ]
+
+        weights = delay(m, self.weights, self.out_latency, "weights")
+        products = [
+            Signal(signed(self._weight_bits + len(self.eq[0])), name=f"prod{j}") for j in range(p)
+        ]
+        m.d.sync += [products[j].eq(weights[j] * self.eq[j]) for j in range(p)]
+        dot = adder_tree(m, products, self.TREE_LEVELS_PER_CYCLE, "dot")
+        at_acc = self.hid_latency - 1
+        valid, first = (
+            delay(m, x, at_acc, n)
+            for x, n in ((self.mac_valid, "mac_valid"), (self.mac_first, "mac_first"))
+        )
+        acc = Signal(signed(self._acc_bits))
+        with m.If(valid):
+            m.d.sync += acc.eq(Mux(first, 0, acc) + dot)
+        m.d.comb += [
+            self.hid_valid.eq(
+                delay(m, self.mac_valid & self.mac_last, self.hid_latency, "mac_last")
+            ),
             self.hid_sum.eq(acc),
-            self.hid_active.eq(Mux(acc < 0, -acc, acc) >= self._hid_thr),
+            self.hid_active.eq((acc >= self._hid_thr) | (acc <= -self._hid_thr)),
             self.hid_sign.eq(acc > 0),
         ]
         return m

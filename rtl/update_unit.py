@@ -3,29 +3,35 @@
 Mirrors :mod:`golden.update_unit`. The accelerator stores spike *trains*
 (``T`` bits per neuron), not traces, and this unit re-derives the traces:
 
-* ``row_load`` (once per input row ``i``): the row's input train, as the layer
-  saw it, becomes the trace sequence ``r_i[0..T-1]`` (``T`` chained stages of
-  decay-by-shift, add and clamp on ``trace_bits`` bits, registered) and the
-  rounding-stream draw ``A_i`` is latched as the Weyl base of lane 0.
+* ``row_load`` (once per input row ``i``): latches the row's input train, as
+  the layer saw it, and the rounding-stream draw ``A_i`` (the Weyl base of
+  lane 0). The trace sequence ``r_i[0..T-1]`` (decay-by-shift, add, clamp on
+  ``trace_bits`` bits) is then built :attr:`TRACE_STEPS_PER_CYCLE` steps per
+  cycle: words may follow after :attr:`UpdateUnit.load_cycles` cycles.
+  ``row_silent`` says, the cycle after the load, that the row never spiked (its
+  accumulators are all 0 and nothing changes).
 * ``word_valid`` (once per block ``b`` of the row, in order): for each lane
   ``j`` (output ``o = b*P + j``), ``acc = sum_t post_o[t] * r_i[t]`` (a
   ``T``-input masked adder tree), ``mag = (lr_int * acc + rnd) >> lr_shift``
-  (one ``32 x bits(acc)`` multiplier per lane: the unit's only multipliers),
-  ``w_new = sat(w_old + gate_o * mag)``. The Weyl base then advances by
-  ``P * 0x9E3779B9``, and lane ``j`` adds the constant ``j * 0x9E3779B9``: the
-  offsets of a whole row come from adders, never from a second generator.
+  (``lr_int`` split in two 16-bit halves, one multiplier each: the unit's only
+  multipliers), ``w_new = sat(w_old + gate_o * mag)``. The Weyl base then
+  advances by ``P * 0x9E3779B9``, and lane ``j`` adds the constant
+  ``j * 0x9E3779B9``: the offsets of a whole row come from adders, never from
+  a second generator. The result comes :attr:`UpdateUnit.latency` cycles later
+  with ``out_valid``, in order, one carry chain per cycle on the way.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from desire.config import ROUNDINGS, Config
-from golden.fixed import WEYL_STEP, constants, signed_range
+from golden.fixed import WEYL_STEP, constants
 from rtl import check_int
 from rtl.desire_unit import q_shape
+from rtl.pipeline import adder_tree, clamp, delay, tree_stages
 from rtl.prng import MASK32
 
 __all__ = ["UpdateUnit"]
@@ -37,13 +43,17 @@ class UpdateUnit(wiring.Component):
     Ports
     -----
     row_load : In(1)
-        Strobe: latch the traces of ``row_train`` and the Weyl base ``row_rand``.
+        Strobe: latch ``row_train`` and the Weyl base ``row_rand``; the traces
+        are ready :attr:`load_cycles` cycles later.
     row_train : In(T)
         Input spikes of the row, bit ``t`` = step ``t`` as the layer saw it.
     row_rand : In(32)
         Rounding-stream draw ``A_i`` of the row (stochastic rounding only).
+    row_silent : Out(1)
+        From the cycle after ``row_load``: the latched row has no spike.
     word_valid : In(1)
-        ``w_new`` is being written back this cycle: advance to the next block.
+        ``post``, ``gate`` and ``w_old`` of the next block of the row are on the
+        inputs (at least :attr:`load_cycles` cycles after ``row_load``).
     post : In(ArrayLayout(unsigned(T), lanes))
         Output spike trains of the block's neurons.
     gate : In(ArrayLayout(signed(2), lanes))
@@ -51,9 +61,18 @@ class UpdateUnit(wiring.Component):
     w_old : In(ArrayLayout(signed(weight_bits), lanes))
     lr_int : In(32)
         Learning-rate register.
+    out_valid : Out(1)
+        ``w_new`` holds the updated word of the ``word_valid`` of
+        :attr:`latency` cycles before.
     w_new : Out(ArrayLayout(signed(weight_bits), lanes))
-        Updated weights (combinational).
     """
+
+    #: Trace steps computed per cycle after ``row_load`` (each: subtract, add).
+    TRACE_STEPS_PER_CYCLE = 4
+    #: Levels of the STDP adder tree per cycle.
+    TREE_LEVELS_PER_CYCLE = 2
+    #: Cycles of the learning-rate product: two multipliers, + rnd, + high half.
+    MULTIPLY_CYCLES = 3
 
     def __init__(
         self,
@@ -82,11 +101,13 @@ class UpdateUnit(wiring.Component):
                 "row_load": In(1),
                 "row_train": In(tsteps),
                 "row_rand": In(32),
+                "row_silent": Out(1),
                 "word_valid": In(1),
                 "post": In(data.ArrayLayout(unsigned(tsteps), lanes)),
                 "gate": In(data.ArrayLayout(q_shape(), lanes)),
                 "w_old": In(data.ArrayLayout(signed(weight_bits), lanes)),
                 "lr_int": In(32),
+                "out_valid": Out(1),
                 "w_new": Out(data.ArrayLayout(signed(weight_bits), lanes)),
             }
         )
@@ -114,45 +135,92 @@ class UpdateUnit(wiring.Component):
         """Width of the STDP accumulator: T traces of at most 2^trace_bits - 1, exact."""
         return (self._tsteps * ((1 << self._trace_bits) - 1)).bit_length()
 
+    @property
+    def load_cycles(self) -> int:
+        """Cycles from ``row_load`` to the first ``word_valid`` of the row."""
+        return -(-self._tsteps // self.TRACE_STEPS_PER_CYCLE)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from ``word_valid`` to ``out_valid``: input registers, tree, product."""
+        tree = tree_stages(self._tsteps, self.TREE_LEVELS_PER_CYCLE)
+        return 1 + tree + self.MULTIPLY_CYCLES
+
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        p, tb, k = self._lanes, self._trace_bits, self._decay_shift
-        r_max = (1 << tb) - 1
-        traces = Signal(data.ArrayLayout(unsigned(tb), self._tsteps))
+        p = self._lanes
+        traces = self._traces(m)
         weyl = Signal(32)
-
-        # the trace sequence of the row: r <- min(r - (r >> k) + one * s, r_max)
-        one = 1 << self._trace_frac  # < r_max: the first step cannot clamp
-        chain = [Signal(unsigned(tb), name="trace0")]
-        m.d.comb += chain[0].eq(Mux(self.row_train[0], one, 0))
-        for t in range(1, self._tsteps):
-            prev = chain[-1]
-            nxt = prev - (prev >> k) + Mux(self.row_train[t], one, 0)
-            r = Signal(unsigned(tb), name=f"trace{t}")
-            m.d.comb += r.eq(Mux(nxt > r_max, r_max, nxt))
-            chain.append(r)
         with m.If(self.row_load):
-            m.d.sync += [traces[t].eq(v) for t, v in enumerate(chain)]
             m.d.sync += weyl.eq(self.row_rand)
         with m.Elif(self.word_valid):
             m.d.sync += weyl.eq((weyl + (p * WEYL_STEP & MASK32))[:32])
 
-        lo, hi = signed_range(self._weight_bits)
-        shift = self._lr_shift
+        # cycle 1 (after word_valid): registered inputs; then the tree of T masked traces
+        post = delay(m, self.post, 1, "post")
+        tree = tree_stages(self._tsteps, self.TREE_LEVELS_PER_CYCLE)
+        weyl_m1 = delay(m, weyl, 1 + tree, "weyl")  # the word's Weyl base, at the multiply
+        gate = delay(m, self.gate, self.latency, "gate")
+        w_old = delay(m, self.w_old, self.latency, "w_old")
+        m.d.comb += self.out_valid.eq(delay(m, self.word_valid, self.latency, "valid"))
         for j in range(p):
-            acc = 0
-            for t in range(self._tsteps):
-                acc = acc + Mux(self.post[j][t], traces[t], 0)
-            if self._rounding == "stochastic":
-                rnd = (weyl + (j * WEYL_STEP & MASK32))[:32] >> (32 - shift)
-            elif self._rounding == "nearest":
-                rnd = 1 << (shift - 1)
-            else:
-                rnd = 0
-            mag = Signal(unsigned(32 + self.acc_bits + 1 - shift), name=f"mag{j}")
-            m.d.comb += mag.eq((self.lr_int * acc + rnd) >> shift)
-            gate = self.gate[j]
-            delta = Mux(gate > 0, mag, Mux(gate < 0, -mag, 0))
-            new = self.w_old[j] + delta
-            m.d.comb += self.w_new[j].eq(Mux(new > hi, hi, Mux(new < lo, lo, new)))
+            terms = [Mux(post[j][t], traces[t], 0) for t in range(self._tsteps)]
+            acc = adder_tree(m, terms, self.TREE_LEVELS_PER_CYCLE, f"acc{j}")
+            mag = self._multiply(m, j, acc, weyl_m1)
+            new = Mux(gate[j] < 0, w_old[j] - mag, w_old[j] + mag)
+            new = clamp(Mux(gate[j] == 0, w_old[j], new), self._weight_bits)
+            m.d.comb += self.w_new[j].eq(new)
         return m
+
+    def _traces(self, m: Module) -> data.View:
+        """Trace register r[0..T-1] of the latched row, built ``TRACE_STEPS_PER_CYCLE``
+        steps per cycle: r <- min(r - (r >> k) + one * s, r_max).
+
+        The train register only changes at the next ``row_load``, which comes
+        after :attr:`load_cycles` cycles for any row with a spike.
+        """
+        tb, k, steps = self._trace_bits, self._decay_shift, self.TRACE_STEPS_PER_CYCLE
+        r_max, one = (1 << tb) - 1, 1 << self._trace_frac
+        can_clamp = r_max - (r_max >> k) + one > r_max
+        train = Signal(self._tsteps)
+        traces = Signal(data.ArrayLayout(unsigned(tb), self._tsteps))
+        with m.If(self.row_load):
+            m.d.sync += train.eq(self.row_train)
+        m.d.comb += self.row_silent.eq(train == 0)
+        r = Const(0, tb)
+        for stage in range(self.load_cycles):
+            strobe = delay(m, self.row_load, stage + 1, f"trace_stage{stage}")
+            for t in range(stage * steps, min(self._tsteps, (stage + 1) * steps)):
+                nxt = r - (r >> k) + Mux(train[t], one, 0)
+                step = Signal(unsigned(tb), name=f"trace{t}")
+                m.d.comb += step.eq(Mux(nxt > r_max, r_max, nxt) if can_clamp else nxt)
+                with m.If(strobe):
+                    m.d.sync += traces[t].eq(step)
+                r = step
+            if stage + 1 < self.load_cycles:
+                carry = Signal(unsigned(tb), name=f"trace_carry{stage + 1}")
+                with m.If(strobe):
+                    m.d.sync += carry.eq(r)
+                r = carry
+        return traces
+
+    def _multiply(self, m: Module, j: int, acc: Signal, weyl: Signal) -> Signal:
+        """``(lr_int * acc + rnd) >> lr_shift`` of lane ``j`` in :attr:`MULTIPLY_CYCLES`
+        registered cycles: 16-bit halves of ``lr_int`` times ``acc``, + rnd, + high half."""
+        shift = self._lr_shift
+        if self._rounding == "stochastic":
+            rnd = (weyl + (j * WEYL_STEP & MASK32))[:32] >> (32 - shift)
+        elif self._rounding == "nearest":
+            rnd = 1 << (shift - 1)
+        else:
+            rnd = 0
+        lo = Signal(unsigned(16 + self.acc_bits), name=f"prod_lo{j}")
+        hi = Signal(unsigned(16 + self.acc_bits), name=f"prod_hi{j}")
+        r1 = Signal(unsigned(shift), name=f"rnd{j}")
+        m.d.sync += [lo.eq(self.lr_int[:16] * acc), hi.eq(self.lr_int[16:] * acc), r1.eq(rnd)]
+        lo_rnd = Signal(unsigned(max(16 + self.acc_bits, shift) + 1), name=f"prod_lo_rnd{j}")
+        hi2 = Signal.like(hi, name=f"prod_hi{j}_d")
+        m.d.sync += [lo_rnd.eq(lo + r1), hi2.eq(hi)]
+        mag = Signal(unsigned(32 + self.acc_bits + 1 - shift), name=f"mag{j}")
+        m.d.sync += mag.eq((lo_rnd + Cat(Const(0, 16), hi2)) >> shift)
+        return mag

@@ -10,10 +10,11 @@ from __future__ import annotations
 import cocotb
 import numpy as np
 from cocotb.handle import HierarchyObject
-from cocotb.triggers import ReadOnly, RisingEdge, Timer
+from cocotb.triggers import ReadOnly, RisingEdge
 
 from golden.desire_unit import hidden_desire, local_error, output_desire, ternary
 from golden.fixed import constants, signed_range
+from rtl.desire_unit import DesireUnit
 from sim.drivers import env_config, reset, stimulus_rng, to_signed
 
 
@@ -23,13 +24,19 @@ def pack(values: np.ndarray, bits: int) -> int:
 
 
 class DesireEnv:
+    """Drives the unit's strobes every cycle and collects its results ``*_latency`` later."""
+
     def __init__(self, dut: HierarchyObject) -> None:
         self.dut = dut
         self.cfg = env_config()
         self.c = constants(self.cfg)
+        self.unit = DesireUnit.for_config(self.cfg)
         self.p = self.cfg.hardware.lanes
         self.cb = self.c.tsteps.bit_length()
-        for name in ("mac_valid", "mac_first", "mac_last", "label_lane", "counts", "q", "weights"):
+        self.rng = stimulus_rng("desire_unit.trains")
+        for name in ("out_req", "mac_valid", "mac_first", "mac_last", "label_lane", "trains"):
+            getattr(dut, name).value = 0
+        for name in ("q", "weights"):
             getattr(dut, name).value = 0
 
     def blocks(self, x: np.ndarray) -> np.ndarray:
@@ -37,53 +44,67 @@ class DesireEnv:
         pad[: len(x)] = x
         return pad.reshape(-1, self.p)
 
+    def trains(self, counts: np.ndarray) -> int:
+        """Flat ``trains`` of a block: lane j has ``counts[j]`` spikes at random steps."""
+        t = self.c.tsteps
+        return sum(
+            sum(1 << int(s) for s in self.rng.choice(t, int(n), replace=False)) << (j * t)
+            for j, n in enumerate(counts)
+        )
+
     async def output(self, counts: np.ndarray, label: int, q: np.ndarray) -> tuple[list, ...]:
-        """(active, sign, eq) of every lane, block by block (combinational outputs)."""
+        """(active, sign, eq) of every lane; one block per cycle, results out_latency later."""
         dut, p = self.dut, self.p
         act, sign, eq = [], [], []
-        for b, (cb, qb) in enumerate(zip(self.blocks(counts), self.blocks(q), strict=True)):
-            dut.counts.value = pack(cb, self.cb)
-            dut.q.value = pack(qb, 2)
-            hit = label - b * p
-            dut.label_lane.value = 1 << hit if 0 <= hit < p else 0
-            await Timer(1, unit="ns")
-            a, s, e = int(dut.out_active.value), int(dut.out_sign.value), int(dut.eq.value)
-            act += [(a >> j) & 1 for j in range(p)]
-            sign += [1 if (s >> j) & 1 else -1 for j in range(p)]
-            eq += [
-                to_signed((e >> (j * (self.cb + 1))) & ((1 << (self.cb + 1)) - 1), self.cb + 1)
-                for j in range(p)
-            ]
+        blocks = list(zip(self.blocks(counts), self.blocks(q), strict=True))
+        for cycle in range(len(blocks) + self.unit.out_latency):
+            if cycle < len(blocks):
+                cb, qb = blocks[cycle]
+                dut.trains.value = self.trains(cb)
+                dut.q.value = pack(qb, 2)
+                hit = label - cycle * p
+                dut.label_lane.value = 1 << hit if 0 <= hit < p else 0
+            dut.out_req.value = int(cycle < len(blocks))
+            await ReadOnly()
+            if dut.out_valid.value == 1:
+                a, s, e = int(dut.out_active.value), int(dut.out_sign.value), int(dut.eq.value)
+                act += [(a >> j) & 1 for j in range(p)]
+                sign += [1 if (s >> j) & 1 else -1 for j in range(p)]
+                width = self.cb + 1
+                eq += [to_signed((e >> (j * width)) & ((1 << width) - 1), width) for j in range(p)]
+            await RisingEdge(dut.clk)
+        dut.out_req.value = 0
+        assert len(act) == len(blocks) * p, "one out_valid per block"
         return act, sign, eq
 
     async def hidden(self, w: np.ndarray, counts: np.ndarray, q: np.ndarray) -> list[tuple]:
-        """One MAC pass of B cycles per g, back to back; (active, sign, S) per g."""
+        """MAC passes of B cycles per g, back to back; (active, sign, S) per g."""
         dut = self.dut
         cb, qb = self.blocks(counts), self.blocks(q)
         nb = cb.shape[0]
         acc_bits = len(dut.hid_sum)
+        strobes = [(g, b) for g in range(w.shape[1]) for b in range(nb)]
         got: list[tuple] = []
-        for g in range(w.shape[1]):
-            col = self.blocks(w[:, g])
-            for b in range(nb):
-                dut.weights.value = pack(col[b], self.c.weight_bits)
-                dut.counts.value = pack(cb[b], self.cb)
+        for cycle in range(len(strobes) + self.unit.hid_latency + 1):
+            if cycle < len(strobes):
+                g, b = strobes[cycle]
+                dut.weights.value = pack(self.blocks(w[:, g])[b], self.c.weight_bits)
+                dut.trains.value = self.trains(cb[b])
                 dut.q.value = pack(qb[b], 2)
-                dut.mac_valid.value = 1
                 dut.mac_first.value = int(b == 0)
                 dut.mac_last.value = int(b == nb - 1)
-                await RisingEdge(dut.clk)
-            dut.mac_valid.value = 0
+            dut.mac_valid.value = int(cycle < len(strobes))
             await ReadOnly()
-            assert dut.hid_valid.value == 1
-            got.append(
-                (
-                    int(dut.hid_active.value),
-                    1 if dut.hid_sign.value else -1,
-                    to_signed(int(dut.hid_sum.value), acc_bits),
+            if dut.hid_valid.value == 1:
+                got.append(
+                    (
+                        int(dut.hid_active.value),
+                        1 if dut.hid_sign.value else -1,
+                        to_signed(int(dut.hid_sum.value), acc_bits),
+                    )
                 )
-            )
             await RisingEdge(dut.clk)
+        assert len(got) == w.shape[1], "one hid_valid per g"
         return got
 
 
@@ -133,3 +154,20 @@ async def test_hidden_layer(dut: HierarchyObject) -> None:
         assert [g[2] for g in got] == want_sum.tolist(), case
         assert [g[0] for g in got] == want_a.astype(int).tolist(), case
         assert [g[1] for g in got] == want_s.tolist(), case
+
+
+@cocotb.test()
+async def test_threshold_boundary(dut: HierarchyObject) -> None:
+    """|S| = hid_thr is active, hid_thr - 1 is not; S = 0 has sign -1."""
+    env = DesireEnv(dut)
+    await reset(dut)
+    c = env.c
+    n_h = c.layers[2] if len(c.layers) > 2 else c.layers[-1]
+    counts = np.zeros(n_h, dtype=np.int64)
+    counts[0] = 1  # eq_0 = -1 with q = -1
+    q = np.zeros(n_h, dtype=np.int64)
+    q[0] = -1
+    w = np.zeros((n_h, 3), dtype=np.int64)
+    w[0] = [-c.hid_thr, -(c.hid_thr - 1), 0]
+    got = await env.hidden(w, counts, q)
+    assert [g[:2] for g in got] == [(1, 1), (0, 1), (0, -1)]

@@ -16,6 +16,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from golden.fixed import constants, signed_range
 from golden.prng import XorShift32
 from golden.update_unit import update_from_trains
+from rtl.update_unit import UpdateUnit
 from sim.drivers import env_config, reset, stimulus_rng, to_signed
 from sim.test_desire_unit import pack
 
@@ -25,16 +26,30 @@ def bits_of(train: np.ndarray) -> int:
 
 
 async def run_rows(dut, c, p, w, pre, post, gate, lr_int, words) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Drive the rows as the accelerator does (load, ``load_cycles``, words back to back)
+    and collect ``w_new`` at every ``out_valid``, in order."""
+    unit = UpdateUnit.for_config(env_config())
     n_out, n_in = w.shape
     blocks = -(-n_out // p)
     out = w.copy()
+    issued: list[tuple[int, int]] = []
+    results: list[int] = []
+
+    async def tick() -> None:
+        await ReadOnly()
+        if dut.out_valid.value == 1:
+            results.append(int(dut.w_new.value))
+        await RisingEdge(dut.clk)
+
     dut.lr_int.value = lr_int
     for i in range(n_in):
         dut.row_train.value = bits_of(pre[:, i])
         dut.row_rand.value = int(words[i])
         dut.row_load.value = 1
-        await RisingEdge(dut.clk)
+        await tick()
         dut.row_load.value = 0
+        for _ in range(unit.load_cycles - 1):
+            await tick()
         for b in range(blocks):
             lanes = range(b * p, b * p + p)
             dut.post.value = sum(
@@ -45,14 +60,17 @@ async def run_rows(dut, c, p, w, pre, post, gate, lr_int, words) -> np.ndarray: 
                 np.array([w[o, i] if o < n_out else 0 for o in lanes]), c.weight_bits
             )
             dut.word_valid.value = 1
-            await ReadOnly()
-            flat = int(dut.w_new.value)
-            wb = c.weight_bits
-            for j, o in enumerate(lanes):
-                if o < n_out:
-                    out[o, i] = to_signed((flat >> (j * wb)) & ((1 << wb) - 1), wb)
-            await RisingEdge(dut.clk)
-        dut.word_valid.value = 0
+            issued.append((i, b))
+            await tick()
+            dut.word_valid.value = 0
+    for _ in range(unit.latency + 1):
+        await tick()
+    assert len(results) == len(issued), f"{len(results)} results for {len(issued)} words"
+    wb = c.weight_bits
+    for (i, b), flat in zip(issued, results, strict=True):
+        for j, o in enumerate(range(b * p, b * p + p)):
+            if o < n_out:
+                out[o, i] = to_signed((flat >> (j * wb)) & ((1 << wb) - 1), wb)
     return out
 
 

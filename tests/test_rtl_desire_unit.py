@@ -31,9 +31,14 @@ def _blocks(x: np.ndarray, p: int) -> np.ndarray:
     return pad.reshape(-1, p)
 
 
+def _train(count: int, rng: np.random.Generator) -> int:
+    """A T-bit spike train with ``count`` spikes at random steps."""
+    return sum(1 << int(t) for t in rng.choice(C.tsteps, int(count), replace=False))
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_sim_output_desire_and_error(seed: int) -> None:
-    """Output desire per block and E*q, every count 0..T included."""
+    """Output desire per block and E*q, every count 0..T included; one block per cycle."""
     rng = np.random.default_rng(seed)
     dut = DesireUnit.for_config(CFG)
     p, n = dut.lanes, C.layers[-1]
@@ -44,23 +49,28 @@ def test_sim_output_desire_and_error(seed: int) -> None:
     q = ternary(active, sign, None)
     eq_want = local_error(counts, sign, C) * q
     got_a, got_s, got_eq = [], [], []
+    nb = len(_blocks(counts, p))
 
     async def testbench(ctx: SimulatorContext) -> None:
-        for b, blk in enumerate(_blocks(counts, p)):
-            for j in range(p):
-                ctx.set(dut.counts[j], int(blk[j]))
-            hit = label - b * p
-            ctx.set(dut.label_lane, 1 << hit if 0 <= hit < p else 0)
-            qb = _blocks(q, p)[b]
-            for j in range(p):
-                ctx.set(dut.q[j], int(qb[j]))
-            await ctx.delay(1e-9)
-            a, s = ctx.get(dut.out_active), ctx.get(dut.out_sign)
-            got_a.extend((a >> j) & 1 for j in range(p))
-            got_s.extend(1 if (s >> j) & 1 else -1 for j in range(p))
-            got_eq.extend(ctx.get(dut.eq[j]) for j in range(p))
+        for cycle in range(nb + dut.out_latency):
+            b = cycle
+            if b < nb:
+                blk, qb = _blocks(counts, p)[b], _blocks(q, p)[b]
+                for j in range(p):
+                    ctx.set(dut.trains[j], _train(blk[j], rng))
+                    ctx.set(dut.q[j], int(qb[j]))
+                hit = label - b * p
+                ctx.set(dut.label_lane, 1 << hit if 0 <= hit < p else 0)
+            ctx.set(dut.out_req, b < nb)
+            if ctx.get(dut.out_valid):
+                a, s = ctx.get(dut.out_active), ctx.get(dut.out_sign)
+                got_a.extend((a >> j) & 1 for j in range(p))
+                got_s.extend(1 if (s >> j) & 1 else -1 for j in range(p))
+                got_eq.extend(ctx.get(dut.eq[j]) for j in range(p))
+            await ctx.tick()
 
     _run(dut, testbench)
+    assert len(got_a) == nb * p, "one out_valid per block, out_latency cycles later"
     np.testing.assert_array_equal(got_a[:n], active)
     np.testing.assert_array_equal(got_s[:n], sign)
     np.testing.assert_array_equal(got_eq[:n], eq_want)
@@ -69,31 +79,40 @@ def test_sim_output_desire_and_error(seed: int) -> None:
 def _hidden(
     dut: DesireUnit, w: np.ndarray, counts: np.ndarray, q: np.ndarray
 ) -> list[tuple[int, int, int]]:
-    """One MAC pass per g over the blocks of h; returns (active, sign, S) per g."""
+    """MAC passes back to back, one per g over the blocks of h; (active, sign, S) per g."""
     p = dut.lanes
     n_g = w.shape[1]
     cb, qb = _blocks(counts, p), _blocks(q, p)
+    rng = np.random.default_rng(11)
     got: list[tuple[int, int, int]] = []
 
     async def testbench(ctx: SimulatorContext) -> None:
         nb = cb.shape[0]
-        for g in range(n_g):
-            col = _blocks(w[:, g], p)
-            for b in range(nb):
+        strobes = [(g, b) for g in range(n_g) for b in range(nb)]
+        for cycle in range(len(strobes) + dut.hid_latency + 1):
+            if cycle < len(strobes):
+                g, b = strobes[cycle]
+                col = _blocks(w[:, g], p)
                 for j in range(p):
                     ctx.set(dut.weights[j], int(col[b, j]))
-                    ctx.set(dut.counts[j], int(cb[b, j]))
+                    ctx.set(dut.trains[j], _train(cb[b, j], rng))
                     ctx.set(dut.q[j], int(qb[b, j]))
-                ctx.set(dut.mac_valid, 1)
                 ctx.set(dut.mac_first, b == 0)
                 ctx.set(dut.mac_last, b == nb - 1)
-                await ctx.tick()
-            ctx.set(dut.mac_valid, 0)
-            assert ctx.get(dut.hid_valid)
-            got.append((ctx.get(dut.hid_active), ctx.get(dut.hid_sign), ctx.get(dut.hid_sum)))
+            ctx.set(dut.mac_valid, cycle < len(strobes))
+            if ctx.get(dut.hid_valid):
+                got.append((ctx.get(dut.hid_active), ctx.get(dut.hid_sign), ctx.get(dut.hid_sum)))
+            await ctx.tick()
 
     _run(dut, testbench)
+    assert len(got) == n_g, "one hid_valid per g"
     return got
+
+
+def test_latencies() -> None:
+    """Default T = 20, P = 8: popcount in 2 cycles, 8-term tree in 2."""
+    dut = DesireUnit.for_config(load_config())
+    assert (dut.out_latency, dut.hid_latency) == (4, 8)
 
 
 @pytest.mark.parametrize("case", ["random", "zero-desire", "full-desire", "extreme"])

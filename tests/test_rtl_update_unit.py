@@ -26,23 +26,36 @@ def _simulate(
     lr_int: int,
     words: np.ndarray,
 ) -> np.ndarray:
-    """Row by row, block by block, as the accelerator's sequencer drives the unit."""
+    """Row by row, block by block, as the accelerator's sequencer drives the unit: a row
+    load, ``load_cycles`` later the words back to back; results come ``latency`` later."""
     p = dut.lanes
     n_out, n_in = w.shape
     blocks = -(-n_out // p)
     out = w.copy()
+    issued: list[tuple[int, int]] = []  # (row, block) of each word_valid, in order
+    results: list[list[int]] = []
+    silent: list[bool] = []
 
     def lane_value(arr: np.ndarray, o: int) -> int:
         return int(arr[o]) if o < n_out else 0
 
     async def testbench(ctx: SimulatorContext) -> None:
+        async def tick() -> None:
+            if ctx.get(dut.out_valid):
+                assert len(results) < len(issued), "out_valid without a word"
+                results.append([ctx.get(dut.w_new[j]) for j in range(p)])
+            await ctx.tick()
+
         ctx.set(dut.lr_int, lr_int)
         for i in range(n_in):
             ctx.set(dut.row_train, sum(int(s) << t for t, s in enumerate(pre[:, i])))
             ctx.set(dut.row_rand, int(words[i]))
             ctx.set(dut.row_load, 1)
-            await ctx.tick()
+            await tick()
             ctx.set(dut.row_load, 0)
+            silent.append(bool(ctx.get(dut.row_silent)))
+            for _ in range(dut.load_cycles - 1):
+                await tick()
             for b in range(blocks):
                 for j in range(p):
                     o = b * p + j
@@ -51,17 +64,29 @@ def _simulate(
                     ctx.set(dut.gate[j], lane_value(gate, o))
                     ctx.set(dut.w_old[j], int(w[o, i]) if o < n_out else 0)
                 ctx.set(dut.word_valid, 1)
-                await ctx.delay(1e-9)
-                for j in range(min(p, n_out - b * p)):
-                    out[b * p + j, i] = ctx.get(dut.w_new[j])
-                await ctx.tick()
+                issued.append((i, b))
+                await tick()
                 ctx.set(dut.word_valid, 0)
+        for _ in range(dut.latency + 1):
+            await tick()
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(testbench)
     sim.run()
+    assert len(results) == len(issued), "every word comes back, once"
+    assert silent == [not pre[:, i].any() for i in range(n_in)], "row_silent"
+    for (i, b), lanes in zip(issued, results, strict=True):
+        for j in range(min(p, n_out - b * p)):
+            out[b * p + j, i] = lanes[j]
     return out
+
+
+def test_latency_counts_the_stages() -> None:
+    """T = 20: 5 tree levels in 3 cycles, traces in 5 cycles (4 steps each)."""
+    dut = UpdateUnit.for_config(load_config())
+    assert dut.load_cycles == 5
+    assert dut.latency == 1 + 3 + UpdateUnit.MULTIPLY_CYCLES
 
 
 def _case(cfg: Config, case: str, seed: int) -> None:

@@ -719,10 +719,13 @@ class Accelerator(wiring.Component):
                 m.next = f"UPD_LOAD{l}"
             with m.State(f"UPD_LOAD{l}"):
                 count(m, upd)
-                seen = self._lane_train(self._train_rd[l].data, t.row_lane)
-                # layer l > 0 saw neuron layer l's step t - 1 at its step t
-                train = seen if l == 0 else Cat(Const(0, 1), seen[:-1])
-                m.d.comb += [uu.row_train.eq(train), uu.row_load.eq(1)]
+                word = self._train_rd[l].data
+                for j in range(p):
+                    seen = self._lane_train(word, j)
+                    # layer l > 0 saw neuron layer l's step t - 1 at its step t
+                    train = seen if l == 0 else Cat(Const(0, 1), seen[:-1])
+                    m.d.comb += uu.row_trains[j].eq(train)
+                m.d.comb += [uu.row_lane.eq(t.row_lane), uu.row_load.eq(1)]
                 if stochastic:
                     rng = self._rounding_rng
                     m.d.comb += [rng.draw.eq(1), uu.row_rand.eq(rng.value)]

@@ -105,8 +105,9 @@ class Encoder(wiring.Component):
         pix_w = pix.write_port(granularity=1)
         pix_r = pix.read_port()
         acc_w = acc.write_port()
-        # transparent: with a single word, the next step reads the word being written
-        acc_r = acc.read_port(transparent_for=(acc_w,))
+        # not transparent: a step starts only when the last one's write-backs are done
+        # (``busy``), and a plain synchronous read lets the register after it stay in the fabric
+        acc_r = acc.read_port()
 
         m.d.comb += [pix_w.addr.eq(self.pix_word), pix_w.en.eq(self.pix_we << self.pix_lane)]
         m.d.comb += [pix_w.data[j].eq(self.pix_data) for j in range(p)]

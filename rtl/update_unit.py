@@ -3,10 +3,12 @@
 Mirrors :mod:`golden.update_unit`. The accelerator stores spike *trains*
 (``T`` bits per neuron), not traces, and this unit re-derives the traces:
 
-* ``row_load`` (once per input row ``i``): latches the row's input train, as
-  the layer saw it, and the rounding-stream draw ``A_i`` (the Weyl base of
-  lane 0). The trace sequence ``r_i[0..T-1]`` (decay-by-shift, add, clamp on
-  ``trace_bits`` bits) is then built :attr:`TRACE_STEPS_PER_CYCLE` steps per
+* ``row_load`` (once per input row ``i``): latches the train-memory word of
+  the row (the trains of ``lanes`` inputs, as the layer saw them), the lane of
+  row ``i`` in it and the rounding-stream draw ``A_i`` (the Weyl base of lane
+  0); the lane is selected a cycle later, behind a register. The trace
+  sequence ``r_i[0..T-1]`` (decay-by-shift, add, clamp on ``trace_bits``
+  bits) is then built :attr:`TRACE_STEPS_PER_CYCLE` steps per
   cycle: words may follow after :attr:`UpdateUnit.load_cycles` cycles.
   ``row_silent`` says, the cycle after the load, that the row never spiked (its
   accumulators are all 0 and nothing changes).
@@ -29,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from desire.config import ROUNDINGS, Config
 from golden.fixed import WEYL_STEP, constants
-from rtl import check_int
+from rtl import check_int, index_shape
 from rtl.desire_unit import q_shape
 from rtl.pipeline import adder_tree, clamp, delay, tree_stages
 from rtl.prng import MASK32
@@ -43,10 +45,13 @@ class UpdateUnit(wiring.Component):
     Ports
     -----
     row_load : In(1)
-        Strobe: latch ``row_train`` and the Weyl base ``row_rand``; the traces
-        are ready :attr:`load_cycles` cycles later.
-    row_train : In(T)
-        Input spikes of the row, bit ``t`` = step ``t`` as the layer saw it.
+        Strobe: latch ``row_trains``, ``row_lane`` and the Weyl base
+        ``row_rand``; the traces are ready :attr:`load_cycles` cycles later.
+    row_trains : In(ArrayLayout(unsigned(T), lanes))
+        Input spike trains of the word holding the row, bit ``t`` = step ``t``
+        as the layer saw it.
+    row_lane : In(range(lanes))
+        The row's lane in ``row_trains``.
     row_rand : In(32)
         Rounding-stream draw ``A_i`` of the row (stochastic rounding only).
     row_silent : Out(1)
@@ -99,7 +104,8 @@ class UpdateUnit(wiring.Component):
         super().__init__(
             {
                 "row_load": In(1),
-                "row_train": In(tsteps),
+                "row_trains": In(data.ArrayLayout(unsigned(tsteps), lanes)),
+                "row_lane": In(index_shape(lanes)),
                 "row_rand": In(32),
                 "row_silent": Out(1),
                 "word_valid": In(1),
@@ -137,8 +143,9 @@ class UpdateUnit(wiring.Component):
 
     @property
     def load_cycles(self) -> int:
-        """Cycles from ``row_load`` to the first ``word_valid`` of the row."""
-        return -(-self._tsteps // self.TRACE_STEPS_PER_CYCLE)
+        """Cycles from ``row_load`` to the first ``word_valid`` of the row: the lane
+        select, then the trace steps."""
+        return 1 + -(-self._tsteps // self.TRACE_STEPS_PER_CYCLE)
 
     @property
     def latency(self) -> int:
@@ -182,14 +189,19 @@ class UpdateUnit(wiring.Component):
         tb, k, steps = self._trace_bits, self._decay_shift, self.TRACE_STEPS_PER_CYCLE
         r_max, one = (1 << tb) - 1, 1 << self._trace_frac
         can_clamp = r_max - (r_max >> k) + one > r_max
-        train = Signal(self._tsteps)
-        traces = Signal(data.ArrayLayout(unsigned(tb), self._tsteps))
+        trains = Signal.like(self.row_trains)
+        lane = Signal.like(self.row_lane)
         with m.If(self.row_load):
-            m.d.sync += train.eq(self.row_train)
-        m.d.comb += self.row_silent.eq(train == 0)
+            m.d.sync += [trains.eq(self.row_trains), lane.eq(self.row_lane)]
+        spiked = Cat(*(trains[j].any() for j in range(self._lanes)))
+        m.d.comb += self.row_silent.eq(~spiked.bit_select(lane, 1))
+        train = Signal(self._tsteps)
+        with m.If(delay(m, self.row_load, 1, "row_select")):
+            m.d.sync += train.eq(trains.as_value().word_select(lane, self._tsteps))
+        traces = Signal(data.ArrayLayout(unsigned(tb), self._tsteps))
         r = Const(0, tb)
-        for stage in range(self.load_cycles):
-            strobe = delay(m, self.row_load, stage + 1, f"trace_stage{stage}")
+        for stage in range(self.load_cycles - 1):
+            strobe = delay(m, self.row_load, stage + 2, f"trace_stage{stage}")
             for t in range(stage * steps, min(self._tsteps, (stage + 1) * steps)):
                 nxt = r - (r >> k) + Mux(train[t], one, 0)
                 step = Signal(unsigned(tb), name=f"trace{t}")
@@ -197,7 +209,7 @@ class UpdateUnit(wiring.Component):
                 with m.If(strobe):
                     m.d.sync += traces[t].eq(step)
                 r = step
-            if stage + 1 < self.load_cycles:
+            if stage + 2 < self.load_cycles:
                 carry = Signal(unsigned(tb), name=f"trace_carry{stage + 1}")
                 with m.If(strobe):
                     m.d.sync += carry.eq(r)

@@ -32,6 +32,11 @@ def _simulate(
     n_out, n_in = w.shape
     blocks = -(-n_out // p)
     out = w.copy()
+    rng = np.random.default_rng(n_in)
+
+    def bits(train: np.ndarray) -> int:
+        return sum(int(s) << t for t, s in enumerate(train))
+
     issued: list[tuple[int, int]] = []  # (row, block) of each word_valid, in order
     results: list[list[int]] = []
     silent: list[bool] = []
@@ -48,7 +53,11 @@ def _simulate(
 
         ctx.set(dut.lr_int, lr_int)
         for i in range(n_in):
-            ctx.set(dut.row_train, sum(int(s) << t for t, s in enumerate(pre[:, i])))
+            lane = i % p  # the row's train among others, as in a train-memory word
+            for j in range(p):
+                noise = int(rng.integers(1 << pre.shape[0]))
+                ctx.set(dut.row_trains[j], noise if j != lane else bits(pre[:, i]))
+            ctx.set(dut.row_lane, lane)
             ctx.set(dut.row_rand, int(words[i]))
             ctx.set(dut.row_load, 1)
             await tick()
@@ -59,8 +68,7 @@ def _simulate(
             for b in range(blocks):
                 for j in range(p):
                     o = b * p + j
-                    train = 0 if o >= n_out else sum(int(s) << t for t, s in enumerate(post[:, o]))
-                    ctx.set(dut.post[j], train)
+                    ctx.set(dut.post[j], 0 if o >= n_out else bits(post[:, o]))
                     ctx.set(dut.gate[j], lane_value(gate, o))
                     ctx.set(dut.w_old[j], int(w[o, i]) if o < n_out else 0)
                 ctx.set(dut.word_valid, 1)
@@ -83,9 +91,9 @@ def _simulate(
 
 
 def test_latency_counts_the_stages() -> None:
-    """T = 20: 5 tree levels in 3 cycles, traces in 5 cycles (4 steps each)."""
+    """T = 20: 5 tree levels in 3 cycles; lane select, then traces in 5 cycles (4 steps each)."""
     dut = UpdateUnit.for_config(load_config())
-    assert dut.load_cycles == 5
+    assert dut.load_cycles == 1 + 5
     assert dut.latency == 1 + 3 + UpdateUnit.MULTIPLY_CYCLES
 
 

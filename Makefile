@@ -11,7 +11,7 @@ DEVICE ?= $(if $(filter ice40,$(TARGET)),up5k,85k)
 CFG_ARGS = $(if $(CONFIG),--config $(CONFIG),--preset $(PRESET))
 # WAVES and SEED given on the command line reach the simulations through the environment.
 
-.PHONY: help setup setup-fpga test lint demo sim verilog synth bench bench-train bench-golden bench-synth clean
+.PHONY: help setup setup-fpga test lint demo sim verilog synth bench bench-train bench-golden bench-rtl bench-synth clean
 
 help:
 	@echo "make setup | test | demo | sim [SIM=icarus|verilator] [WAVES=1] [SEED=n] | verilog"
@@ -53,7 +53,11 @@ bench-train: setup
 bench-golden: setup
 	$(PYTHON) bench/golden_speed.py --out bench/results/golden_speed.json
 
-bench: bench-train bench-golden bench-synth
+bench-rtl: setup
+	$(PYTHON) bench/rtl_speed.py $(if $(wildcard build/synth/ecp5_85k/result.json),--synth build/synth/ecp5_85k/result.json) \
+		--out bench/results/rtl_speed.json
+
+bench: bench-train bench-golden bench-rtl bench-synth
 
 clean:
 	rm -rf build sim_build runs .pytest_cache .ruff_cache

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -125,12 +126,7 @@ def main() -> None:
     if args.synth:
         fmax = json.loads(Path(args.synth).read_text())["fmax_mhz"]
     out = {
-        "command": "python bench/rtl_speed.py "
-        + " ".join(
-            f"--{k.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
-            for k, v in vars(args).items()
-            if v is not None and k != "out"
-        ),
+        "command": " ".join(["python bench/rtl_speed.py", *sys.argv[1:]]),
         "cycle_models": [cycles(preset, args.images, fmax) for preset in args.presets],
         "simulators": [
             simulator_speed(sim, args.sim_images, args.sim_train)

@@ -161,12 +161,16 @@ class Formats:
 
 @dataclass(frozen=True)
 class Hardware:
-    """Accelerator build parameters: ``lanes`` neurons updated per cycle."""
+    """Accelerator build parameters: ``lanes`` neurons updated per cycle; ``training``
+    builds the on-chip learning units (false: an inference-only accelerator, about half
+    the logic, for deploying trained weights on a small FPGA)."""
 
     lanes: int = 8
+    training: bool = True
 
     def validate(self) -> None:
         _check(1 <= self.lanes <= 256, f"lanes must be in [1, 256], got {self.lanes}")
+        _check(isinstance(self.training, bool), f"training must be a bool, got {self.training!r}")
 
 
 @dataclass(frozen=True)
@@ -235,7 +239,9 @@ def _build_section(klass: type, base: Any, values: dict[str, Any], section: str)
     out = {}
     for key, value in values.items():
         default = getattr(base, key)
-        if isinstance(default, tuple):
+        if isinstance(default, bool):
+            _check(isinstance(value, bool), f"{section}.{key} must be true or false, not {value!r}")
+        elif isinstance(default, tuple):
             _check(isinstance(value, list | tuple), f"{section}.{key} must be a list")
             value = tuple(value)
         elif isinstance(default, int):

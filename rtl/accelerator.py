@@ -226,7 +226,10 @@ class Accelerator(wiring.Component):
     In ``MODE = TRAINING`` a sample is ``n_in`` pixels and then one label
     transfer (the class index on the same stream); after the forward pass the
     desire unit and the update unit change the weights in place, then the
-    result (the training forward pass's counts and class) is sent.
+    result (the training forward pass's counts and class) is sent. With
+    ``hardware.training = false`` none of the learning hardware is built:
+    ``MODE = TRAINING`` is refused (``ERR_WRITE``) and the training registers
+    read 0.
 
     Ports
     -----
@@ -251,10 +254,12 @@ class Accelerator(wiring.Component):
             NeuronCore.for_layer(cfg, l, None if weights is None else weights[l])
             for l in range(c.n_linear)
         ]
-        self._desire = DesireUnit.for_config(cfg)
-        self._update = UpdateUnit.for_config(cfg)
-        self._dropout_rng = XorShift32(c.dropout_seed)
-        self._rounding_rng = XorShift32(c.rounding_seed)
+        self._training = cfg.hardware.training
+        if self._training:
+            self._desire = DesireUnit.for_config(cfg)
+            self._update = UpdateUnit.for_config(cfg)
+            self._dropout_rng = XorShift32(c.dropout_seed)
+            self._rounding_rng = XorShift32(c.rounding_seed)
         self.regs = RegisterMap(c.n_linear)
         self._lane_bits = ceil_log2(self._lanes)
         self._word_bits = max(ceil_log2(core.depth) for core in self._cores)
@@ -282,6 +287,11 @@ class Accelerator(wiring.Component):
         return self._cfg
 
     @property
+    def training(self) -> bool:
+        """Whether the on-chip learning units are built (``hardware.training``)."""
+        return self._training
+
+    @property
     def addr_bits(self) -> int:
         return self._addr_bits
 
@@ -305,10 +315,11 @@ class Accelerator(wiring.Component):
         m = Module()
         p = self._lanes
         m.submodules.encoder = enc = self._encoder
-        m.submodules.desire = self._desire
-        m.submodules.update = self._update
-        m.submodules.dropout_rng = self._dropout_rng
-        m.submodules.rounding_rng = self._rounding_rng
+        if self._training:
+            m.submodules.desire = self._desire
+            m.submodules.update = self._update
+            m.submodules.dropout_rng = self._dropout_rng
+            m.submodules.rounding_rng = self._rounding_rng
         for l, core in enumerate(self._cores):
             m.submodules[f"core{l}"] = core
         self._mode = Signal(1)
@@ -344,8 +355,9 @@ class Accelerator(wiring.Component):
 
         counts = self._class_counts(m)
         self._phase = Signal(range(self._c.tsteps + 1))
-        self._train_memories(m)
-        self._training_datapath(m)
+        if self._training:
+            self._train_memories(m)
+            self._training_datapath(m)
         self._train_word = [
             Signal.like(core.w_word, name=f"train_word{l}") for l, core in enumerate(self._cores)
         ]
@@ -364,7 +376,7 @@ class Accelerator(wiring.Component):
         """
         c = self._c
         masks = [
-            Signal(c.layers[j], name=f"keep{j}") if c.drop_p[j] > 0 else None
+            Signal(c.layers[j], name=f"keep{j}") if c.drop_p[j] > 0 and self._training else None
             for j in range(c.n_linear)
         ]
         ports = [self._encoder.keep] + [core.keep for core in self._cores]
@@ -571,9 +583,12 @@ class Accelerator(wiring.Component):
                         m.d.sync += [cnt.eq(0) for cnt in counts]
                         m.d.sync += [v.eq(0) for pair in vectors for v in pair]
                         m.d.sync += [self._cycles_bwd.eq(0), self._cycles_upd.eq(0)]
-                        with m.If(self._mode == Mode.TRAINING):
-                            m.next = "LABEL"
-                        with m.Else():
+                        if self._training:
+                            with m.If(self._mode == Mode.TRAINING):
+                                m.next = "LABEL"
+                            with m.Else():
+                                m.next = "LAUNCH"
+                        else:
                             m.next = "LAUNCH"
             with m.State("LAUNCH"):
                 m.d.comb += [busy.eq(1), enc.start.eq(phase != c.tsteps), enc.first.eq(phase == 0)]
@@ -609,11 +624,15 @@ class Accelerator(wiring.Component):
                 with m.Elif(cur == best):
                     m.d.sync += tie.eq(1)
                 with m.If(k == n_cls - 1):
-                    with m.If(self._mode == Mode.TRAINING):
-                        m.next = "BWD_OUT"
-                    with m.Else():
+                    if self._training:
+                        with m.If(self._mode == Mode.TRAINING):
+                            m.next = "BWD_OUT"
+                        with m.Else():
+                            m.next = "RESULT"
+                    else:
                         m.next = "RESULT"
-            self._training_states(m, busy)
+            if self._training:
+                self._training_states(m, busy)
             with m.State("RESULT"):
                 m.d.comb += self.result.valid.eq(1)
                 with m.If(self.result.ready):
@@ -809,7 +828,7 @@ class Accelerator(wiring.Component):
             with m.Case(regs.MODE):
                 with m.If(busy):
                     m.d.sync += err_busy.eq(1)
-                with m.Elif(bus.wdata > Mode.TRAINING):
+                with m.Elif(bus.wdata > (Mode.TRAINING if self._training else Mode.INFERENCE)):
                     m.d.sync += err_write.eq(1)
                 with m.Else():
                     m.d.sync += self._mode.eq(bus.wdata)
@@ -844,10 +863,11 @@ class Accelerator(wiring.Component):
                 m.d.sync += reg_rdata.eq(self._cycles_bwd)
             with m.Case(regs.CYCLES_UPDATE):
                 m.d.sync += reg_rdata.eq(self._cycles_upd)
-            with m.Case(regs.DROPOUT_STATE):
-                m.d.sync += reg_rdata.eq(self._dropout_rng.state)
-            with m.Case(regs.ROUNDING_STATE):
-                m.d.sync += reg_rdata.eq(self._rounding_rng.state)
+            if self._training:
+                with m.Case(regs.DROPOUT_STATE):
+                    m.d.sync += reg_rdata.eq(self._dropout_rng.state)
+                with m.Case(regs.ROUNDING_STATE):
+                    m.d.sync += reg_rdata.eq(self._rounding_rng.state)
             with m.Default():
                 m.d.sync += reg_rdata.eq(0)
         was_weight = Signal()

@@ -189,7 +189,7 @@ def _crop(images: np.ndarray, n_in: int) -> np.ndarray:
     return crop.reshape(len(images), -1)[:, :n_in]
 
 
-@cocotb.test()
+@cocotb.test(skip=not env_config().hardware.training)
 async def test_training(dut: HierarchyObject) -> None:
     """Online training with dropout on Fashion-MNIST training samples: after every sample the
     counts and cycle split, at the end every weight and both PRNG states equal golden's."""

@@ -261,3 +261,30 @@ def test_sim_training_matches_golden(cfg: Config, rounding: str) -> None:
         assert (w != start[l]).any(), f"layer {l} never changed: the test would prove nothing"
         np.testing.assert_array_equal(got["weights"][l], w, err_msg=f"layer {l}")
     assert got["states"] == [net.dropout_rng.state, net.rounding_rng.state]
+
+
+def test_sim_inference_only_build() -> None:
+    """hardware.training = false: no learning units, same counts and cycles, MODE = 1 refused."""
+    cfg = SMALL.replace(hardware={"training": False})
+    net = GoldenNet.init_random(cfg, seed=3)
+    net.weights = [np.clip(w * 3, -(2**15), 2**15 - 1) for w in net.weights]
+    dut = Accelerator(cfg, net.weights)
+    assert not dut.training and Accelerator(SMALL).training
+    images = _images(cfg, 3, seed=5)
+    got = _check_against_golden(net, dut, images)
+    rec = net.forward(images, record=True)
+    for k, g in enumerate(got):
+        spikes = [s[:, k] for s in rec.spikes]
+        assert cycle_model(cfg, rec.input_spikes[:, k], spikes).cycles == g[3], f"sample {k}"
+    dut = Accelerator(cfg, net.weights)
+    regs = dut.regs
+    seen: dict[str, int] = {}
+
+    async def testbench(ctx: SimulatorContext) -> None:
+        await _write(ctx, dut, regs.MODE, Mode.TRAINING)
+        seen["status"] = await _read(ctx, dut, regs.STATUS)
+        seen["mode"] = await _read(ctx, dut, regs.MODE)
+        seen["dropout"] = await _read(ctx, dut, regs.DROPOUT_STATE)
+
+    _run(dut, testbench)
+    assert seen == {"status": Status.ERR_WRITE, "mode": Mode.INFERENCE, "dropout": 0}

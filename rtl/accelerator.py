@@ -62,9 +62,12 @@ __all__ = [
 
 #: Width of the memory-mapped data bus.
 DATA_BITS = 32
-#: Cycles from an update row's ``row_load`` (state ``UPD_LOAD``) to its first
-#: ``word_valid`` without wait states: ``UPD_CHECK``, ``UPD_WORDS`` (issue), data.
-_LOAD_TO_WORD = 3
+#: Cycles from a memory read to the training units' inputs: the memory, then one
+#: register right behind it (block RAM outputs take one short route).
+_ISSUE_TO_UNIT = 2
+#: Cycles from an update row's ``row_load`` (state ``UPD_CHECK``) to its first
+#: ``word_valid`` without wait states: ``UPD_WORDS`` (issue), then the reads.
+_LOAD_TO_WORD = 1 + _ISSUE_TO_UNIT
 
 
 class Status(enum.IntFlag):
@@ -414,6 +417,9 @@ class Accelerator(wiring.Component):
                 wr.en.eq(Mux(valid, Const(1, tsteps) << when, 0)),
             ]
             self._train_rd.append(mem.read_port())
+        self._train_q = [
+            delay(m, rd.data, 1, f"trains_q{j}") for j, rd in enumerate(self._train_rd)
+        ]
         self._desire_wr: list = [None]
         self._desire_rd: list = [None]
         for j, core in enumerate(cores, start=1):
@@ -431,15 +437,17 @@ class Accelerator(wiring.Component):
         """Feed the desire and update units from the states' reads, write their results back.
 
         A state issues memory reads in cycle k and sets ``issue_*``; the data is
-        there in cycle k + 1 (``s1_*``), where the units take it. Their results
-        come a fixed number of cycles later (``out_latency``, ``hid_latency``,
-        ``latency``): the write addresses travel along in delay lines.
+        out of the memories in cycle k + 1 (``s1_*``) and in one register per
+        memory, right behind it, in cycle k + 2 (``s2_*``, :data:`_ISSUE_TO_UNIT`),
+        where the units take it. Their results come a fixed number of cycles
+        later (``out_latency``, ``hid_latency``, ``latency``): the write
+        addresses travel along in delay lines.
         """
         c, p, n_layers = self._c, self._lanes, self._c.n_linear
         du, uu, cores = self._desire, self._update, self._cores
         depth = max(core.depth for core in cores)
         rows = max(c.layers[:-1])
-        drain = max(du.out_latency, du.hid_latency, uu.latency) + 1
+        drain = max(du.out_latency, du.hid_latency, uu.latency) + _ISSUE_TO_UNIT
         t = self._ts = _TrainSignals(
             label=Signal(PIXEL_BITS),
             blk=Signal(range(max(core.blocks for core in cores) + 1)),
@@ -462,14 +470,36 @@ class Accelerator(wiring.Component):
         for l in range(n_layers):
             m.d.sync += [s1_mac[l].eq(t.issue_mac[l]), s1_upd[l].eq(t.issue_upd[l])]
         m.d.comb += uu.lr_int.eq(self._lr_int)
+        s2_out, s2_blk, s2_first, s2_addr, s2_g = (
+            delay(m, x, 1, n)
+            for x, n in (
+                (s1_out, "s2_out"),
+                (s1_blk, "s2_blk"),
+                (s1_first, "s2_first"),
+                (s1_addr, "s2_addr"),
+                (s1_g, "s2_g"),
+            )
+        )
+        s2_last = delay(m, s1_last, 1, "s2_last")
+        s2_mac = [delay(m, x, 1, f"s2_mac{l}") for l, x in enumerate(s1_mac)]
+        s2_upd = [delay(m, x, 1, f"s2_upd{l}") for l, x in enumerate(s1_upd)]
+        trains, desires = (
+            self._train_q,
+            [None]
+            + [
+                delay(m, rd.data, 1, f"desire_q{j}")
+                for j, rd in enumerate(self._desire_rd)
+                if rd is not None
+            ],
+        )
 
         # output-layer desire, written out_latency cycles after the read
-        top = self._train_rd[n_layers]
-        with m.If(s1_out):
+        top = trains[n_layers]
+        with m.If(s2_out):
             m.d.comb += du.out_req.eq(1)
-            m.d.comb += [du.trains[j].eq(self._lane_train(top.data, j)) for j in range(p)]
-            m.d.comb += [du.label_lane[j].eq(t.label == s1_blk * p + j) for j in range(p)]
-        out, out_blk = self._desire_wr[n_layers], delay(m, s1_blk, du.out_latency, "out_blk")
+            m.d.comb += [du.trains[j].eq(self._lane_train(top, j)) for j in range(p)]
+            m.d.comb += [du.label_lane[j].eq(t.label == s2_blk * p + j) for j in range(p)]
+        out, out_blk = self._desire_wr[n_layers], delay(m, s2_blk, du.out_latency, "out_blk")
         with m.If(du.out_valid):
             m.d.comb += [out.addr.eq(out_blk), out.en.eq(-1)]
             m.d.comb += [
@@ -477,40 +507,40 @@ class Accelerator(wiring.Component):
                 for j in range(p)
             ]
         # hidden desire: MACs of one g, its desire written hid_latency cycles after the last
-        g = delay(m, s1_g, du.hid_latency, "g")
+        g = delay(m, s2_g, du.hid_latency, "g")
         g_word, g_lane = (
             g[: len(t.row_word)],
             g[len(t.row_word) : len(t.row_word) + len(t.row_lane)],
         )
         g_idx = g[len(t.row_word) + len(t.row_lane) :]
-        upd_addr = delay(m, s1_addr, uu.latency, "upd_addr")
+        upd_addr = delay(m, s2_addr, uu.latency, "upd_addr")
         for l in range(n_layers):
-            above, q_above = self._train_rd[l + 1], self._desire_rd[l + 1]
-            with m.If(s1_mac[l]):  # one block of S_g += w[h, g] * E_h * q_h
+            above, q_above = trains[l + 1], desires[l + 1]
+            with m.If(s2_mac[l]):  # one block of S_g += w[h, g] * E_h * q_h
                 m.d.comb += [
                     du.mac_valid.eq(1),
-                    du.mac_first.eq(s1_first),
-                    du.mac_last.eq(s1_last),
-                    du.weights.eq(cores[l].w_rdata),
-                    du.q.eq(q_above.data),
+                    du.mac_first.eq(s2_first),
+                    du.mac_last.eq(s2_last),
+                    du.weights.eq(cores[l].w_rdata_q),
+                    du.q.eq(q_above),
                 ]
-                m.d.comb += [du.trains[j].eq(self._lane_train(above.data, j)) for j in range(p)]
+                m.d.comb += [du.trains[j].eq(self._lane_train(above, j)) for j in range(p)]
             if l > 0:
-                hid = delay(m, s1_mac[l] & s1_last, du.hid_latency, f"hid{l}")
+                hid = delay(m, s2_mac[l] & s2_last, du.hid_latency, f"hid{l}")
                 with m.If(hid):  # desire of hidden neuron g of neuron layer l
                     dw, mask = self._desire_wr[l], self._masks[l]
                     keep = Const(1) if mask is None else mask.bit_select(g_idx, 1)
                     q = ternary(du.hid_active, du.hid_sign, keep)
                     m.d.comb += [dw.addr.eq(g_word), dw.en.eq(1 << g_lane)]
                     m.d.comb += [dw.data[j].eq(q) for j in range(p)]
-            with m.If(s1_upd[l]):  # one weight word into the update pipeline
+            with m.If(s2_upd[l]):  # one weight word into the update pipeline
                 m.d.comb += [
                     uu.word_valid.eq(1),
-                    uu.gate.eq(q_above.data),
-                    uu.w_old.eq(cores[l].w_rdata),
+                    uu.gate.eq(q_above),
+                    uu.w_old.eq(cores[l].w_rdata_q),
                 ]
-                m.d.comb += [uu.post[j].eq(self._lane_train(above.data, j)) for j in range(p)]
-            with m.If(delay(m, s1_upd[l], uu.latency, f"upd{l}")):  # ... and its write-back
+                m.d.comb += [uu.post[j].eq(self._lane_train(above, j)) for j in range(p)]
+            with m.If(delay(m, s2_upd[l], uu.latency, f"upd{l}")):  # ... and its write-back
                 m.d.comb += [
                     cores[l].u_we.eq(1),
                     cores[l].u_addr.eq(upd_addr),
@@ -707,7 +737,7 @@ class Accelerator(wiring.Component):
                 m.next = "BWD_OUT_DRAIN"
         with m.State("BWD_OUT_DRAIN"):
             after = f"BWD_HID{n_layers - 1}" if n_layers > 1 else first_update
-            drain(m, bwd, du.out_latency + 1, after)
+            drain(m, bwd, du.out_latency + _ISSUE_TO_UNIT, after)
         for l in range(n_layers - 1, 0, -1):  # desire of neuron layer l from layer l + 1
             blocks = cores[l].blocks
             with m.State(f"BWD_HID{l}"):
@@ -725,7 +755,8 @@ class Accelerator(wiring.Component):
                     m.d.sync += t.blk.eq(0)
                     next_row(m, c.layers[l], f"BWD_DRAIN{l}", f"BWD_HID{l}")
             with m.State(f"BWD_DRAIN{l}"):  # the MACs and the desire write of the last g
-                drain(m, bwd, du.hid_latency + 1, f"BWD_HID{l - 1}" if l > 1 else first_update)
+                then = f"BWD_HID{l - 1}" if l > 1 else first_update
+                drain(m, bwd, du.hid_latency + _ISSUE_TO_UNIT, then)
 
         stochastic = c.rounding == "stochastic"
         waits = max(0, uu.load_cycles - _LOAD_TO_WORD)
@@ -736,11 +767,13 @@ class Accelerator(wiring.Component):
                 count(m, upd)
                 m.d.comb += self._train_rd[l].addr.eq(t.row_word)
                 m.next = f"UPD_LOAD{l}"
-            with m.State(f"UPD_LOAD{l}"):
+            with m.State(f"UPD_LOAD{l}"):  # the row's train word into its register
                 count(m, upd)
-                word = self._train_rd[l].data
+                m.next = f"UPD_CHECK{l}"
+            with m.State(f"UPD_CHECK{l}"):
+                count(m, upd)
                 for j in range(p):
-                    seen = self._lane_train(word, j)
+                    seen = self._lane_train(self._train_q[l], j)
                     # layer l > 0 saw neuron layer l's step t - 1 at its step t
                     train = seen if l == 0 else Cat(Const(0, 1), seen[:-1])
                     m.d.comb += uu.row_trains[j].eq(train)
@@ -748,9 +781,6 @@ class Accelerator(wiring.Component):
                 if stochastic:
                     rng = self._rounding_rng
                     m.d.comb += [rng.draw.eq(1), uu.row_rand.eq(rng.value)]
-                m.next = f"UPD_CHECK{l}"
-            with m.State(f"UPD_CHECK{l}"):
-                count(m, upd)
                 with m.If(uu.row_silent):  # a silent row: acc = 0, nothing changes
                     m.d.sync += t.addr.eq(t.addr + blocks)
                     next_row(m, c.layers[l], done, f"UPD_ROW{l}")
@@ -773,7 +803,7 @@ class Accelerator(wiring.Component):
                     m.d.sync += t.blk.eq(0)
                     next_row(m, c.layers[l], done, f"UPD_ROW{l}")
         with m.State("UPD_DONE"):  # until the write-back of the last word
-            drain(m, upd, uu.latency + 1, "RESULT")
+            drain(m, upd, uu.latency + _ISSUE_TO_UNIT, "RESULT")
 
     def _bus(self, m: Module, thresholds: list[Signal], busy: Signal) -> None:
         """Register file and weight port behind ``bus``."""
@@ -1010,20 +1040,23 @@ def training_cycle_model(
     from ``GoldenNet.train_step(..., record=True).forward``. Counts the states of
     the training sequencer: ``MASK`` (one draw per neuron of each layer with
     dropout), the forward pass (:func:`cycle_model`), ``BWD_OUT`` (``B_L``) and its
-    drain (the desire unit's ``out_latency`` + 1), per hidden layer ``l`` one MAC
-    cycle per weight word (``n_l * B_l``) and a drain (``hid_latency`` + 1), per
-    update row 3 cycles (row read, load, silence check) plus, if its input
-    spiked, the trace wait and ``B_l`` words, and a final drain (``latency`` + 1).
+    drain (the desire unit's ``out_latency`` + 2), per hidden layer ``l`` one MAC
+    cycle per weight word (``n_l * B_l``) and a drain (``hid_latency`` + 2), per
+    update row 3 cycles (row read, register, load and silence check) plus, if its
+    input spiked, the trace wait and ``B_l`` words, and a final drain
+    (``latency`` + 2): + 2 for the memory and the register behind it.
     """
     c, p = constants(cfg), cfg.hardware.lanes
     du, uu = DesireUnit.for_config(cfg), UpdateUnit.for_config(cfg)
     blocks = [-(-n // p) for n in c.layers[1:]]
     draws = sum(n for j, n in enumerate(c.layers[:-1]) if c.drop_p[j] > 0)
     forward = draws + cycle_model(cfg, input_spikes, spikes).cycles
-    backward = blocks[-1] + du.out_latency + 1
-    backward += sum(c.layers[l] * blocks[l] + du.hid_latency + 1 for l in range(1, c.n_linear))
+    backward = blocks[-1] + du.out_latency + _ISSUE_TO_UNIT
+    backward += sum(
+        c.layers[l] * blocks[l] + du.hid_latency + _ISSUE_TO_UNIT for l in range(1, c.n_linear)
+    )
     waits = max(0, uu.load_cycles - _LOAD_TO_WORD)
-    update, bound = uu.latency + 1, 0
+    update, bound = uu.latency + _ISSUE_TO_UNIT, 0
     for l in range(c.n_linear):
         # what layer l saw: the encoder, or neuron layer l one step late (the last step unseen)
         seen = input_spikes if l == 0 else spikes[l - 1][:-1]

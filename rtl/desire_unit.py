@@ -24,10 +24,12 @@ neurons per cycle; the accelerator's training sequencer walks the memories.
   out-major transpose of the weights, which the forward pass does not store.
   ``active = |S| >= hid_thr``, ``sign = +1`` iff ``S > 0``.
 
-Pipelined for timing, one carry chain per cycle: input registers, popcount,
-``eq`` and the output desire, the products, the dot-product tree, the
-accumulator. :attr:`DesireUnit.out_latency` and :attr:`DesireUnit.hid_latency`
-give the cycles from the strobe to the result; strobes may come every cycle.
+Pipelined for timing, one carry chain per cycle: popcount, ``eq`` and the
+output desire, the products, the dot-product tree, the accumulator. The
+inputs must come from registers (the accelerator registers every memory
+output once, next to the memory, and fans out from there).
+:attr:`DesireUnit.out_latency` and :attr:`DesireUnit.hid_latency` give the
+cycles from the strobe to the result; strobes may come every cycle.
 """
 
 from __future__ import annotations
@@ -150,9 +152,9 @@ class DesireUnit(wiring.Component):
 
     @property
     def out_latency(self) -> int:
-        """Cycles from ``out_req`` (or any strobe) to ``out_*`` and ``eq``: input
-        registers, popcount, the registered desire and ``eq``."""
-        return 2 + tree_stages(self._tsteps, self.COUNT_LEVELS_PER_CYCLE)
+        """Cycles from ``out_req`` (or any strobe) to ``out_*`` and ``eq``: popcount,
+        then the registered desire and ``eq``."""
+        return 1 + tree_stages(self._tsteps, self.COUNT_LEVELS_PER_CYCLE)
 
     @property
     def hid_latency(self) -> int:
@@ -162,7 +164,7 @@ class DesireUnit(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         p, tsteps = self._lanes, self._tsteps
-        trains = delay(m, self.trains, 1, "trains")
+        trains = self.trains
         counts_at = self.out_latency - 1  # cycle of the registered counts
         label = delay(m, self.label_lane, counts_at, "label")
         q = delay(m, self.q, counts_at, "q")

@@ -90,6 +90,10 @@ class NeuronCore(wiring.Component):
         (see :func:`weight_rows` for the layout). Write only while ``idle``.
     w_rdata : Out(ArrayLayout(signed(weight_bits), lanes))
         Word ``w_word`` of the cycle before, valid while the core was idle.
+    w_rdata_q : Out(ArrayLayout(signed(weight_bits), lanes))
+        ``w_rdata`` one cycle later, from the register right behind the memory
+        (stage 1): what the training units read, so the block RAM output has
+        one short route.
     u_we, u_addr, u_data : In
         Whole-word write (the training update unit's write-back), while idle.
         Its own address, so that the update can read word ``k + 1`` while it
@@ -132,6 +136,7 @@ class NeuronCore(wiring.Component):
                 "w_data": In(signed(weight_bits)),
                 "w_we": In(1),
                 "w_rdata": Out(data.ArrayLayout(signed(weight_bits), lanes)),
+                "w_rdata_q": Out(data.ArrayLayout(signed(weight_bits), lanes)),
                 "u_we": In(1),
                 "u_addr": In(index_shape(self.depth)),
                 "u_data": In(data.ArrayLayout(signed(weight_bits), lanes)),
@@ -276,6 +281,7 @@ class NeuronCore(wiring.Component):
             w1.eq(w_rd.data),
             keep1.eq(keep_all.word_select(blocks[0], p)),
         ]
+        m.d.comb += self.w_rdata_q.eq(w1)
         self._stage2(m, v1, w1, keep1, ops[1][1])
         # stage 3: decay (fire) and write-back
         m.d.comb += [

@@ -3,15 +3,14 @@
 Mirrors :mod:`golden.update_unit`. The accelerator stores spike *trains*
 (``T`` bits per neuron), not traces, and this unit re-derives the traces:
 
-* ``row_load`` (once per input row ``i``): latches the train-memory word of
-  the row (the trains of ``lanes`` inputs, as the layer saw them), the lane of
-  row ``i`` in it and the rounding-stream draw ``A_i`` (the Weyl base of lane
-  0); the lane is selected a cycle later, behind a register. The trace
-  sequence ``r_i[0..T-1]`` (decay-by-shift, add, clamp on ``trace_bits``
-  bits) is then built :attr:`TRACE_STEPS_PER_CYCLE` steps per
-  cycle: words may follow after :attr:`UpdateUnit.load_cycles` cycles.
-  ``row_silent`` says, the cycle after the load, that the row never spiked (its
-  accumulators are all 0 and nothing changes).
+* ``row_load`` (once per input row ``i``): takes the train-memory word of the
+  row (the trains of ``lanes`` inputs, as the layer saw them), the lane of row
+  ``i`` in it and the rounding-stream draw ``A_i`` (the Weyl base of lane 0),
+  and registers the row's train. The trace sequence ``r_i[0..T-1]``
+  (decay-by-shift, add, clamp on ``trace_bits`` bits) is then built
+  :attr:`TRACE_STEPS_PER_CYCLE` steps per cycle: words may follow after
+  :attr:`UpdateUnit.load_cycles` cycles. ``row_silent`` tells, with the load,
+  that the row never spiked (its accumulators are all 0 and nothing changes).
 * ``word_valid`` (once per block ``b`` of the row, in order): for each lane
   ``j`` (output ``o = b*P + j``), ``acc = sum_t post_o[t] * r_i[t]`` (a
   ``T``-input masked adder tree), ``mag = (lr_int * acc + rnd) >> lr_shift``
@@ -20,7 +19,9 @@ Mirrors :mod:`golden.update_unit`. The accelerator stores spike *trains*
   advances by ``P * 0x9E3779B9``, and lane ``j`` adds the constant
   ``j * 0x9E3779B9``: the offsets of a whole row come from adders, never from
   a second generator. The result comes :attr:`UpdateUnit.latency` cycles later
-  with ``out_valid``, in order, one carry chain per cycle on the way.
+  with ``out_valid``, in order, one carry chain per cycle on the way. The
+  inputs must come from registers (the accelerator registers every memory
+  output once, next to the memory).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class UpdateUnit(wiring.Component):
     row_rand : In(32)
         Rounding-stream draw ``A_i`` of the row (stochastic rounding only).
     row_silent : Out(1)
-        From the cycle after ``row_load``: the latched row has no spike.
+        The row on ``row_trains`` / ``row_lane`` has no spike (combinational).
     word_valid : In(1)
         ``post``, ``gate`` and ``w_old`` of the next block of the row are on the
         inputs (at least :attr:`load_cycles` cycles after ``row_load``).
@@ -144,14 +145,13 @@ class UpdateUnit(wiring.Component):
     @property
     def load_cycles(self) -> int:
         """Cycles from ``row_load`` to the first ``word_valid`` of the row: the lane
-        select, then the trace steps."""
+        select (registered), then the trace steps."""
         return 1 + -(-self._tsteps // self.TRACE_STEPS_PER_CYCLE)
 
     @property
     def latency(self) -> int:
-        """Cycles from ``word_valid`` to ``out_valid``: input registers, tree, product."""
-        tree = tree_stages(self._tsteps, self.TREE_LEVELS_PER_CYCLE)
-        return 1 + tree + self.MULTIPLY_CYCLES
+        """Cycles from ``word_valid`` to ``out_valid``: the tree, the product."""
+        return tree_stages(self._tsteps, self.TREE_LEVELS_PER_CYCLE) + self.MULTIPLY_CYCLES
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -163,10 +163,10 @@ class UpdateUnit(wiring.Component):
         with m.Elif(self.word_valid):
             m.d.sync += weyl.eq((weyl + (p * WEYL_STEP & MASK32))[:32])
 
-        # cycle 1 (after word_valid): registered inputs; then the tree of T masked traces
-        post = delay(m, self.post, 1, "post")
+        # from the word_valid cycle: the tree of T masked traces, then the product
+        post = self.post
         tree = tree_stages(self._tsteps, self.TREE_LEVELS_PER_CYCLE)
-        weyl_m1 = delay(m, weyl, 1 + tree, "weyl")  # the word's Weyl base, at the multiply
+        weyl_m1 = delay(m, weyl, tree, "weyl")  # the word's Weyl base, at the multiply
         gate = delay(m, self.gate, self.latency, "gate")
         w_old = delay(m, self.w_old, self.latency, "w_old")
         m.d.comb += self.out_valid.eq(delay(m, self.word_valid, self.latency, "valid"))
@@ -189,19 +189,16 @@ class UpdateUnit(wiring.Component):
         tb, k, steps = self._trace_bits, self._decay_shift, self.TRACE_STEPS_PER_CYCLE
         r_max, one = (1 << tb) - 1, 1 << self._trace_frac
         can_clamp = r_max - (r_max >> k) + one > r_max
-        trains = Signal.like(self.row_trains)
-        lane = Signal.like(self.row_lane)
-        with m.If(self.row_load):
-            m.d.sync += [trains.eq(self.row_trains), lane.eq(self.row_lane)]
+        trains, lane = self.row_trains, self.row_lane
         spiked = Cat(*(trains[j].any() for j in range(self._lanes)))
         m.d.comb += self.row_silent.eq(~spiked.bit_select(lane, 1))
         train = Signal(self._tsteps)
-        with m.If(delay(m, self.row_load, 1, "row_select")):
+        with m.If(self.row_load):
             m.d.sync += train.eq(trains.as_value().word_select(lane, self._tsteps))
         traces = Signal(data.ArrayLayout(unsigned(tb), self._tsteps))
         r = Const(0, tb)
         for stage in range(self.load_cycles - 1):
-            strobe = delay(m, self.row_load, stage + 2, f"trace_stage{stage}")
+            strobe = delay(m, self.row_load, stage + 1, f"trace_stage{stage}")
             for t in range(stage * steps, min(self._tsteps, (stage + 1) * steps)):
                 nxt = r - (r >> k) + Mux(train[t], one, 0)
                 step = Signal(unsigned(tb), name=f"trace{t}")

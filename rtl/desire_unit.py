@@ -158,8 +158,9 @@ class DesireUnit(wiring.Component):
 
     @property
     def hid_latency(self) -> int:
-        """Cycles from ``mac_last`` to ``hid_valid``: ``eq``, products, tree, accumulator."""
-        return self.out_latency + 2 + tree_stages(self._lanes, self.TREE_LEVELS_PER_CYCLE)
+        """Cycles from ``mac_last`` to ``hid_valid``: ``eq``, products, tree, accumulator,
+        the registered desire."""
+        return self.out_latency + 3 + tree_stages(self._lanes, self.TREE_LEVELS_PER_CYCLE)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -190,7 +191,7 @@ class DesireUnit(wiring.Component):
         ]
         m.d.sync += [products[j].eq(weights[j] * self.eq[j]) for j in range(p)]
         dot = adder_tree(m, products, self.TREE_LEVELS_PER_CYCLE, "dot")
-        at_acc = self.hid_latency - 1
+        at_acc = self.hid_latency - 2
         valid, first = (
             delay(m, x, at_acc, n)
             for x, n in ((self.mac_valid, "mac_valid"), (self.mac_first, "mac_first"))
@@ -198,10 +199,10 @@ class DesireUnit(wiring.Component):
         acc = Signal(signed(self._acc_bits))
         with m.If(valid):
             m.d.sync += acc.eq(Mux(first, 0, acc) + dot)
-        m.d.comb += [
-            self.hid_valid.eq(
-                delay(m, self.mac_valid & self.mac_last, self.hid_latency, "mac_last")
-            ),
+        m.d.comb += self.hid_valid.eq(
+            delay(m, self.mac_valid & self.mac_last, self.hid_latency, "mac_last")
+        )
+        m.d.sync += [
             self.hid_sum.eq(acc),
             self.hid_active.eq((acc >= self._hid_thr) | (acc <= -self._hid_thr)),
             self.hid_sign.eq(acc > 0),

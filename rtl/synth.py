@@ -452,21 +452,30 @@ def parse_nextpnr_report(report: dict[str, Any], target: str) -> dict[str, Any]:
 
 
 def _yosys_script(target: str, top: str, files: list[str]) -> str:
-    """Script for yosys' default flow of ``target``.
+    """Script for yosys' flow of ``target``.
 
-    yosys 0.70 (YoWASP's) maps LUTs with abc9 by default in both
-    ``synth_ecp5`` and ``synth_ice40`` (timing-driven, with the cells'
-    delays), which is what ``-abc9`` used to select, so no mapping flag is
-    given. ``-dsp`` lets the
-    UltraPlus use its SB_MAC16s for multiplications (the ECP5 flow infers
-    MULT18X18D by default).
+    iCE40: the default ``synth_ice40`` (abc9 LUT mapping), with ``-dsp`` so that
+    multiplications can use the UltraPlus SB_MAC16s.
+
+    ECP5: ``synth_ecp5`` with two changes, both measured on the default config
+    (docs/fpga.md, *Synthesis recipe*): ``-nodsp``, multipliers in LUTs and carry
+    chains, because with the 24 MULT18X18D the training units infer, nextpnr's
+    router fights the congestion around the DSP tiles (router2 still had 1,885
+    overused wires after 50 iterations; router1 took 21 minutes) and the DSPs'
+    unregistered paths are slow; and LUT mapping with ``abc`` instead of
+    ``abc9``, whose reintegration step in yosys 0.70 fails an assertion
+    (``abc_ops_reintegrate.cc:596``) on this netlist.
     """
-    extra = " -dsp" if target == "ice40" else ""
     reads = "; ".join(f"read_verilog -sv {f}" for f in files)
-    return (
-        f"{reads}; synth_{target} -top {top}{extra} -json netlist.json; "
-        "tee -q -o stat.json stat -json"
-    )
+    if target == "ice40":
+        synth = f"synth_ice40 -top {top} -dsp -json netlist.json"
+    else:
+        synth = (
+            f"synth_ecp5 -top {top} -nodsp -run :map_luts; "
+            "techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; clean; "
+            f"synth_ecp5 -top {top} -nodsp -run map_cells:; write_json netlist.json"
+        )
+    return f"{reads}; {synth}; tee -q -o stat.json stat -json"
 
 
 def synthesise(
@@ -570,6 +579,8 @@ def _nextpnr(device: Device, freq: float, seed: int, out: Path) -> None:
         f"{freq:g}",
         "--seed",
         str(seed),
+        "--router",
+        "router2",  # converges in minutes where router1 took 21 (docs/fpga.md)
         "--timing-allow-fail",
         allow,
     ]

@@ -150,8 +150,10 @@ class UpdateUnit(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from ``word_valid`` to ``out_valid``: the tree, the product."""
-        return tree_stages(self._tsteps, self.TREE_LEVELS_PER_CYCLE) + self.MULTIPLY_CYCLES
+        """Cycles from ``word_valid`` to ``out_valid``: the tree, the product, the
+        gated and saturated sum (registered, so the write-back starts at a register)."""
+        tree = tree_stages(self._tsteps, self.TREE_LEVELS_PER_CYCLE)
+        return tree + self.MULTIPLY_CYCLES + 1
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -167,8 +169,8 @@ class UpdateUnit(wiring.Component):
         post = self.post
         tree = tree_stages(self._tsteps, self.TREE_LEVELS_PER_CYCLE)
         weyl_m1 = delay(m, weyl, tree, "weyl")  # the word's Weyl base, at the multiply
-        gate = delay(m, self.gate, self.latency, "gate")
-        w_old = delay(m, self.w_old, self.latency, "w_old")
+        gate = delay(m, self.gate, self.latency - 1, "gate")
+        w_old = delay(m, self.w_old, self.latency - 1, "w_old")
         m.d.comb += self.out_valid.eq(delay(m, self.word_valid, self.latency, "valid"))
         for j in range(p):
             terms = [Mux(post[j][t], traces[t], 0) for t in range(self._tsteps)]
@@ -176,7 +178,7 @@ class UpdateUnit(wiring.Component):
             mag = self._multiply(m, j, acc, weyl_m1)
             new = Mux(gate[j] < 0, w_old[j] - mag, w_old[j] + mag)
             new = clamp(Mux(gate[j] == 0, w_old[j], new), self._weight_bits)
-            m.d.comb += self.w_new[j].eq(new)
+            m.d.sync += self.w_new[j].eq(new)
         return m
 
     def _traces(self, m: Module) -> data.View:

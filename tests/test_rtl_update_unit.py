@@ -94,7 +94,7 @@ def test_latency_counts_the_stages() -> None:
     """T = 20: 5 tree levels in 3 cycles; lane select, then traces in 5 cycles (4 steps each)."""
     dut = UpdateUnit.for_config(load_config())
     assert dut.load_cycles == 1 + 5
-    assert dut.latency == 3 + UpdateUnit.MULTIPLY_CYCLES
+    assert dut.latency == 3 + UpdateUnit.MULTIPLY_CYCLES + 1
 
 
 def _case(cfg: Config, case: str, seed: int) -> None:

@@ -66,8 +66,8 @@ DATA_BITS = 32
 #: register right behind it (block RAM outputs take one short route).
 _ISSUE_TO_UNIT = 2
 #: Cycles from an update row's ``row_load`` (state ``UPD_CHECK``) to its first
-#: ``word_valid`` without wait states: ``UPD_WORDS`` (issue), then the reads.
-_LOAD_TO_WORD = 1 + _ISSUE_TO_UNIT
+#: ``word_valid`` without wait states: ``UPD_DECIDE``, ``UPD_WORDS`` (issue), the reads.
+_LOAD_TO_WORD = 2 + _ISSUE_TO_UNIT
 
 
 class Status(enum.IntFlag):
@@ -481,6 +481,13 @@ class Accelerator(wiring.Component):
             )
         )
         s2_last = delay(m, s1_last, 1, "s2_last")
+        # per layer: the update row in the train register never spiked (as the layer saw it),
+        # registered so that the sequencer decides on a register
+        self._row_silent = []
+        for l in range(n_layers):
+            seen = [self._lane_train(self._train_q[l], j) for j in range(p)]
+            spiked = Cat(*(x.any() if l == 0 else x[:-1].any() for x in seen))
+            self._row_silent.append(delay(m, ~spiked.bit_select(t.row_lane, 1), 1, f"silent{l}"))
         s2_mac = [delay(m, x, 1, f"s2_mac{l}") for l, x in enumerate(s1_mac)]
         s2_upd = [delay(m, x, 1, f"s2_upd{l}") for l, x in enumerate(s1_upd)]
         trains, desires = (
@@ -770,7 +777,7 @@ class Accelerator(wiring.Component):
             with m.State(f"UPD_LOAD{l}"):  # the row's train word into its register
                 count(m, upd)
                 m.next = f"UPD_CHECK{l}"
-            with m.State(f"UPD_CHECK{l}"):
+            with m.State(f"UPD_CHECK{l}"):  # load the row; read the next row's word already
                 count(m, upd)
                 for j in range(p):
                     seen = self._lane_train(self._train_q[l], j)
@@ -778,12 +785,17 @@ class Accelerator(wiring.Component):
                     train = seen if l == 0 else Cat(Const(0, 1), seen[:-1])
                     m.d.comb += uu.row_trains[j].eq(train)
                 m.d.comb += [uu.row_lane.eq(t.row_lane), uu.row_load.eq(1)]
+                next_word = Mux(t.row_lane == p - 1, t.row_word + 1, t.row_word)
+                m.d.comb += self._train_rd[l].addr.eq(next_word)
                 if stochastic:
                     rng = self._rounding_rng
                     m.d.comb += [rng.draw.eq(1), uu.row_rand.eq(rng.value)]
-                with m.If(uu.row_silent):  # a silent row: acc = 0, nothing changes
+                m.next = f"UPD_DECIDE{l}"
+            with m.State(f"UPD_DECIDE{l}"):  # the next row's word is coming out of the memory
+                count(m, upd)
+                with m.If(self._row_silent[l]):  # acc = 0 for the whole row: nothing changes
                     m.d.sync += t.addr.eq(t.addr + blocks)
-                    next_row(m, c.layers[l], done, f"UPD_ROW{l}")
+                    next_row(m, c.layers[l], done, f"UPD_CHECK{l}")
                 with m.Else():
                     m.next = f"UPD_WAIT{l}" if waits else f"UPD_WORDS{l}"
             if waits:
@@ -1041,9 +1053,10 @@ def training_cycle_model(
     the training sequencer: ``MASK`` (one draw per neuron of each layer with
     dropout), the forward pass (:func:`cycle_model`), ``BWD_OUT`` (``B_L``) and its
     drain (the desire unit's ``out_latency`` + 2), per hidden layer ``l`` one MAC
-    cycle per weight word (``n_l * B_l``) and a drain (``hid_latency`` + 2), per
-    update row 3 cycles (row read, register, load and silence check) plus, if its
-    input spiked, the trace wait and ``B_l`` words, and a final drain
+    cycle per weight word (``n_l * B_l``) and a drain (``hid_latency`` + 2); per
+    update layer 2 cycles (first row read, register), per row 2 (load and read
+    of the next row's word, decide on silence), per row whose input spiked the
+    trace wait, ``B_l`` words and 2 to read the next row again, and a final drain
     (``latency`` + 2): + 2 for the memory and the register behind it.
     """
     c, p = constants(cfg), cfg.hardware.lanes
@@ -1060,7 +1073,9 @@ def training_cycle_model(
     for l in range(c.n_linear):
         # what layer l saw: the encoder, or neuron layer l one step late (the last step unseen)
         seen = input_spikes if l == 0 else spikes[l - 1][:-1]
-        active = int(seen.any(axis=0).sum())
-        update += 3 * c.layers[l] + active * (waits + blocks[l])  # ROW, LOAD, CHECK per row
-        bound += active * blocks[l]
+        active = seen.any(axis=0)
+        n_active = int(active.sum())
+        reread = int(active[:-1].sum())  # an active row but the last: read the next row again
+        update += 2 + 2 * c.layers[l] + n_active * (waits + blocks[l]) + 2 * reread
+        bound += n_active * blocks[l]
     return TrainingCycles(forward, backward, update, bound)

@@ -9,8 +9,8 @@ Mirrors :mod:`golden.update_unit`. The accelerator stores spike *trains*
   and registers the row's train. The trace sequence ``r_i[0..T-1]``
   (decay-by-shift, add, clamp on ``trace_bits`` bits) is then built
   :attr:`TRACE_STEPS_PER_CYCLE` steps per cycle: words may follow after
-  :attr:`UpdateUnit.load_cycles` cycles. ``row_silent`` tells, with the load,
-  that the row never spiked (its accumulators are all 0 and nothing changes).
+  :attr:`UpdateUnit.load_cycles` cycles. (A row that never spiked has all
+  accumulators 0 and changes nothing: the accelerator skips it.)
 * ``word_valid`` (once per block ``b`` of the row, in order): for each lane
   ``j`` (output ``o = b*P + j``), ``acc = sum_t post_o[t] * r_i[t]`` (a
   ``T``-input masked adder tree), ``mag = (lr_int * acc + rnd) >> lr_shift``
@@ -55,8 +55,6 @@ class UpdateUnit(wiring.Component):
         The row's lane in ``row_trains``.
     row_rand : In(32)
         Rounding-stream draw ``A_i`` of the row (stochastic rounding only).
-    row_silent : Out(1)
-        The row on ``row_trains`` / ``row_lane`` has no spike (combinational).
     word_valid : In(1)
         ``post``, ``gate`` and ``w_old`` of the next block of the row are on the
         inputs (at least :attr:`load_cycles` cycles after ``row_load``).
@@ -108,7 +106,6 @@ class UpdateUnit(wiring.Component):
                 "row_trains": In(data.ArrayLayout(unsigned(tsteps), lanes)),
                 "row_lane": In(index_shape(lanes)),
                 "row_rand": In(32),
-                "row_silent": Out(1),
                 "word_valid": In(1),
                 "post": In(data.ArrayLayout(unsigned(tsteps), lanes)),
                 "gate": In(data.ArrayLayout(q_shape(), lanes)),
@@ -192,8 +189,6 @@ class UpdateUnit(wiring.Component):
         r_max, one = (1 << tb) - 1, 1 << self._trace_frac
         can_clamp = r_max - (r_max >> k) + one > r_max
         trains, lane = self.row_trains, self.row_lane
-        spiked = Cat(*(trains[j].any() for j in range(self._lanes)))
-        m.d.comb += self.row_silent.eq(~spiked.bit_select(lane, 1))
         train = Signal(self._tsteps)
         with m.If(self.row_load):
             m.d.sync += train.eq(trains.as_value().word_select(lane, self._tsteps))

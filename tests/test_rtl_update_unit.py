@@ -39,7 +39,6 @@ def _simulate(
 
     issued: list[tuple[int, int]] = []  # (row, block) of each word_valid, in order
     results: list[list[int]] = []
-    silent: list[bool] = []
 
     def lane_value(arr: np.ndarray, o: int) -> int:
         return int(arr[o]) if o < n_out else 0
@@ -62,7 +61,6 @@ def _simulate(
             ctx.set(dut.row_load, 1)
             await tick()
             ctx.set(dut.row_load, 0)
-            silent.append(bool(ctx.get(dut.row_silent)))
             for _ in range(dut.load_cycles - 1):
                 await tick()
             for b in range(blocks):
@@ -83,7 +81,6 @@ def _simulate(
     sim.add_testbench(testbench)
     sim.run()
     assert len(results) == len(issued), "every word comes back, once"
-    assert silent == [not pre[:, i].any() for i in range(n_in)], "row_silent"
     for (i, b), lanes in zip(issued, results, strict=True):
         for j in range(min(p, n_out - b * p)):
             out[b * p + j, i] = lanes[j]

@@ -105,6 +105,16 @@ DEVICES: dict[tuple[str, str], Device] = {
         resources={"luts": 24288, "ffs": 24288, "bram": 56, "dsp": 28},
         default_freq=100.0,
     ),
+    ("ecp5", "45k"): Device(
+        target="ecp5",
+        key="45k",
+        part="LFE5U-45F",
+        package="CABGA381",
+        nextpnr_args=("--45k", "--package", "CABGA381"),
+        io_pins=203,
+        resources={"luts": 43848, "ffs": 43848, "bram": 108, "dsp": 72},
+        default_freq=100.0,
+    ),
     ("ecp5", "85k"): Device(
         target="ecp5",
         key="85k",

@@ -227,15 +227,18 @@ def test_cli_rejects_bad_device(capsys: pytest.CaptureFixture[str]) -> None:
 def test_ice40_config_is_valid() -> None:
     cfg = load_config(ROOT / "configs" / "ice40_up5k.toml")
     assert cfg.network.layers == (64, 16, 10) and cfg.hardware.lanes == 2
+    assert not cfg.hardware.training, "the learning units do not fit the UP5K"
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("DESIRE_SYNTH_TEST") != "1", reason="set DESIRE_SYNTH_TEST=1")
-@pytest.mark.skipif(not tools_available("ice40"), reason="pip install 'desire-snn[fpga]'")
-def test_yosys_run_on_tiny_config(tmp_path: Path) -> None:
+@pytest.mark.parametrize("target", ["ice40", "ecp5"])
+def test_yosys_run_on_tiny_config(target: str, tmp_path: Path) -> None:
+    if not tools_available(target):
+        pytest.skip("pip install 'desire-snn[fpga]'")
     cfg = Config().replace(network={"layers": (16, 4, 2)}, hardware={"lanes": 2})
     try:  # whether it fits depends on the RTL of the day; the result is written either way
-        synthesise(cfg, "ice40", out=tmp_path, pnr=False)
+        synthesise(cfg, target, out=tmp_path, pnr=False)
     except FitError as exc:
         assert "used >" in str(exc)
     res = json.loads((tmp_path / "result.json").read_text())

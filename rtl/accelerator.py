@@ -48,6 +48,7 @@ from rtl.update_unit import UpdateUnit
 
 __all__ = [
     "DATA_BITS",
+    "READ_LATENCY",
     "Accelerator",
     "CycleReport",
     "MmioSignature",
@@ -62,12 +63,18 @@ __all__ = [
 
 #: Width of the memory-mapped data bus.
 DATA_BITS = 32
-#: Cycles from a memory read to the training units' inputs: the memory, then one
-#: register right behind it (block RAM outputs take one short route).
-_ISSUE_TO_UNIT = 2
+#: Cycles from a bus address to its ``rdata``: the weight memories' read latency and
+#: one register (every bus read, registers too, takes as long).
+READ_LATENCY = NeuronCore.READ_LATENCY + 1
+#: Cycles from a memory read to the training units' inputs: the weight memories'
+#: read latency; the small memories' outputs are registered as often.
+_ISSUE_TO_UNIT = NeuronCore.READ_LATENCY
 #: Cycles from an update row's ``row_load`` (state ``UPD_CHECK``) to its first
 #: ``word_valid`` without wait states: ``UPD_DECIDE``, ``UPD_WORDS`` (issue), the reads.
 _LOAD_TO_WORD = 2 + _ISSUE_TO_UNIT
+# After a row's last word issue, UPD_ROW, UPD_LOAD and UPD_CHECK take 3 cycles: the next
+# row_load comes one cycle before that word reaches the update unit, as early as it may.
+assert _ISSUE_TO_UNIT - 1 <= 3, "the update unit's row_load would overtake a word"
 
 
 class Status(enum.IntFlag):
@@ -123,8 +130,9 @@ class MmioSignature(wiring.Signature):
         Write data, taken when ``we`` is high.
     we : Out(1)
     rdata : In(32)
-        Data at the ``addr`` of the previous cycle (reads have no strobe and
-        no side effects). Weights read 0 while a sample runs.
+        Data at the ``addr`` of :data:`READ_LATENCY` cycles before (reads have
+        no strobe and no side effects; a new address may follow every cycle).
+        Weights read 0 while a sample runs.
     """
 
     def __init__(self, addr_width: int) -> None:
@@ -417,7 +425,7 @@ class Accelerator(wiring.Component):
                 wr.en.eq(Mux(valid, Const(1, tsteps) << when, 0)),
             ]
             self._train_rd.append(mem.read_port())
-        self._train_q = [
+        self._train_q = [  # registered right behind the memory
             delay(m, rd.data, 1, f"trains_q{j}") for j, rd in enumerate(self._train_rd)
         ]
         self._desire_wr: list = [None]
@@ -437,9 +445,10 @@ class Accelerator(wiring.Component):
         """Feed the desire and update units from the states' reads, write their results back.
 
         A state issues memory reads in cycle k and sets ``issue_*``; the data is
-        out of the memories in cycle k + 1 (``s1_*``) and in one register per
-        memory, right behind it, in cycle k + 2 (``s2_*``, :data:`_ISSUE_TO_UNIT`),
-        where the units take it. Their results come a fixed number of cycles
+        out of the small memories in cycle k + 1 (``s1_*``), in a register right
+        behind each in k + 2, and meets the weight word (the cores'
+        ``READ_LATENCY``) in cycle k + :data:`_ISSUE_TO_UNIT` (``su_*``), where
+        the units take it. Their results come a fixed number of cycles
         later (``out_latency``, ``hid_latency``, ``latency``): the write
         addresses travel along in delay lines.
         """
@@ -470,17 +479,19 @@ class Accelerator(wiring.Component):
         for l in range(n_layers):
             m.d.sync += [s1_mac[l].eq(t.issue_mac[l]), s1_upd[l].eq(t.issue_upd[l])]
         m.d.comb += uu.lr_int.eq(self._lr_int)
-        s2_out, s2_blk, s2_first, s2_addr, s2_g = (
-            delay(m, x, 1, n)
+        # su_*: the cycle the units take the data, _ISSUE_TO_UNIT after the read
+        at_unit = _ISSUE_TO_UNIT - 1
+        su_out, su_blk, su_first, su_addr, su_g = (
+            delay(m, x, at_unit, n)
             for x, n in (
-                (s1_out, "s2_out"),
-                (s1_blk, "s2_blk"),
-                (s1_first, "s2_first"),
-                (s1_addr, "s2_addr"),
-                (s1_g, "s2_g"),
+                (s1_out, "su_out"),
+                (s1_blk, "su_blk"),
+                (s1_first, "su_first"),
+                (s1_addr, "su_addr"),
+                (s1_g, "su_g"),
             )
         )
-        s2_last = delay(m, s1_last, 1, "s2_last")
+        su_last = delay(m, s1_last, at_unit, "su_last")
         # per layer: the update row in the train register never spiked (as the layer saw it),
         # registered so that the sequencer decides on a register
         self._row_silent = []
@@ -488,25 +499,22 @@ class Accelerator(wiring.Component):
             seen = [self._lane_train(self._train_q[l], j) for j in range(p)]
             spiked = Cat(*(x.any() if l == 0 else x[:-1].any() for x in seen))
             self._row_silent.append(delay(m, ~spiked.bit_select(t.row_lane, 1), 1, f"silent{l}"))
-        s2_mac = [delay(m, x, 1, f"s2_mac{l}") for l, x in enumerate(s1_mac)]
-        s2_upd = [delay(m, x, 1, f"s2_upd{l}") for l, x in enumerate(s1_upd)]
-        trains, desires = (
-            self._train_q,
-            [None]
-            + [
-                delay(m, rd.data, 1, f"desire_q{j}")
-                for j, rd in enumerate(self._desire_rd)
-                if rd is not None
-            ],
-        )
+        su_mac = [delay(m, x, at_unit, f"su_mac{l}") for l, x in enumerate(s1_mac)]
+        su_upd = [delay(m, x, at_unit, f"su_upd{l}") for l, x in enumerate(s1_upd)]
+        trains = [delay(m, q, at_unit - 1, f"trains_u{j}") for j, q in enumerate(self._train_q)]
+        desires = [None] + [
+            delay(m, rd.data, at_unit, f"desire_u{j}")
+            for j, rd in enumerate(self._desire_rd)
+            if rd is not None
+        ]
 
         # output-layer desire, written out_latency cycles after the read
         top = trains[n_layers]
-        with m.If(s2_out):
+        with m.If(su_out):
             m.d.comb += du.out_req.eq(1)
             m.d.comb += [du.trains[j].eq(self._lane_train(top, j)) for j in range(p)]
-            m.d.comb += [du.label_lane[j].eq(t.label == s2_blk * p + j) for j in range(p)]
-        out, out_blk = self._desire_wr[n_layers], delay(m, s2_blk, du.out_latency, "out_blk")
+            m.d.comb += [du.label_lane[j].eq(t.label == su_blk * p + j) for j in range(p)]
+        out, out_blk = self._desire_wr[n_layers], delay(m, su_blk, du.out_latency, "out_blk")
         with m.If(du.out_valid):
             m.d.comb += [out.addr.eq(out_blk), out.en.eq(-1)]
             m.d.comb += [
@@ -514,40 +522,41 @@ class Accelerator(wiring.Component):
                 for j in range(p)
             ]
         # hidden desire: MACs of one g, its desire written hid_latency cycles after the last
-        g = delay(m, s2_g, du.hid_latency, "g")
+        g = delay(m, su_g, du.hid_latency, "g")
         g_word, g_lane = (
             g[: len(t.row_word)],
             g[len(t.row_word) : len(t.row_word) + len(t.row_lane)],
         )
         g_idx = g[len(t.row_word) + len(t.row_lane) :]
-        upd_addr = delay(m, s2_addr, uu.latency, "upd_addr")
+        upd_addr = delay(m, su_addr, uu.latency, "upd_addr")
         for l in range(n_layers):
             above, q_above = trains[l + 1], desires[l + 1]
-            with m.If(s2_mac[l]):  # one block of S_g += w[h, g] * E_h * q_h
+            with m.If(su_mac[l]):  # one block of S_g += w[h, g] * E_h * q_h
                 m.d.comb += [
                     du.mac_valid.eq(1),
-                    du.mac_first.eq(s2_first),
-                    du.mac_last.eq(s2_last),
-                    du.weights.eq(cores[l].w_rdata_q),
+                    du.mac_first.eq(su_first),
+                    du.mac_last.eq(su_last),
+                    du.weights.eq(cores[l].w_rdata),
                     du.q.eq(q_above),
                 ]
                 m.d.comb += [du.trains[j].eq(self._lane_train(above, j)) for j in range(p)]
             if l > 0:
-                hid = delay(m, s2_mac[l] & s2_last, du.hid_latency, f"hid{l}")
+                hid = delay(m, su_mac[l] & su_last, du.hid_latency, f"hid{l}")
                 with m.If(hid):  # desire of hidden neuron g of neuron layer l
                     dw, mask = self._desire_wr[l], self._masks[l]
                     keep = Const(1) if mask is None else mask.bit_select(g_idx, 1)
                     q = ternary(du.hid_active, du.hid_sign, keep)
                     m.d.comb += [dw.addr.eq(g_word), dw.en.eq(1 << g_lane)]
                     m.d.comb += [dw.data[j].eq(q) for j in range(p)]
-            with m.If(s2_upd[l]):  # one weight word into the update pipeline
+            with m.If(su_upd[l]):  # one weight word into the update pipeline
                 m.d.comb += [
                     uu.word_valid.eq(1),
+                    uu.word_first.eq(su_first),
                     uu.gate.eq(q_above),
-                    uu.w_old.eq(cores[l].w_rdata_q),
+                    uu.w_old.eq(cores[l].w_rdata),
                 ]
                 m.d.comb += [uu.post[j].eq(self._lane_train(above, j)) for j in range(p)]
-            with m.If(delay(m, s2_upd[l], uu.latency, f"upd{l}")):  # ... and its write-back
+            with m.If(delay(m, su_upd[l], uu.latency, f"upd{l}")):  # ... and its write-back
                 m.d.comb += [
                     cores[l].u_we.eq(1),
                     cores[l].u_addr.eq(upd_addr),
@@ -912,14 +921,17 @@ class Accelerator(wiring.Component):
                     m.d.sync += reg_rdata.eq(self._rounding_rng.state)
             with m.Default():
                 m.d.sync += reg_rdata.eq(0)
-        was_weight = Signal()
-        was_layer = Signal(index_shape(c.n_linear))
-        was_lane = Signal(index_shape(self._lanes))
-        m.d.sync += [was_weight.eq(is_weight & ~busy), was_layer.eq(layer), was_lane.eq(lane)]
+        # weights come out of the cores READ_LATENCY cycles after the address: the register
+        # data and the select wait for them, and the result is registered once more
+        lat = NeuronCore.READ_LATENCY
+        was_weight = delay(m, is_weight & ~busy, lat, "was_weight")
+        was_layer = delay(m, layer, lat, "was_layer")
+        was_lane = delay(m, lane, lat, "was_lane")
         weight_rdata = Array(
             Array(core.w_rdata[j] for j in range(self._lanes)) for core in self._cores
         )[was_layer][was_lane]
-        m.d.comb += bus.rdata.eq(Mux(was_weight, weight_rdata, reg_rdata))  # sign-extends w
+        reg_late = delay(m, reg_rdata, lat - 1, "reg_rdata")
+        m.d.sync += bus.rdata.eq(Mux(was_weight, weight_rdata, reg_late))  # sign-extends w
 
 
 @dataclass(frozen=True)
@@ -944,8 +956,8 @@ def _core_phase(words: list[int], blocks: int) -> int:
     A literal copy of the scanner / core / fire-pass handshake of the RTL,
     register by register, so the model is exact (tests compare it with ``CYCLES``).
     """
-    n_words, depth = len(words), NeuronCore.WRITE_DISTANCE
-    per_event = max(blocks, depth)
+    n_words, depth = len(words), NeuronCore.STAGES
+    per_event = max(blocks, NeuronCore.WRITE_DISTANCE)
     ptr = mask = cnt = pass_block = 0
     valid = acc_on = pass_on = fired = False
     stages = [False] * depth  # an op in pipeline stage 1 .. depth
@@ -1006,7 +1018,7 @@ def cycle_model(cfg: Config, input_spikes: np.ndarray, spikes: list[np.ndarray])
         work = []
         for l in range(n_layers):
             if phase == 0:
-                done.append(blocks[l] + NeuronCore.WRITE_DISTANCE)  # clear pass
+                done.append(blocks[l] + NeuronCore.STAGES)  # clear pass
                 continue
             t_in = phase - 1 if l == 0 else phase - 2  # one-step delay for l > 0
             vec = (input_spikes if l == 0 else spikes[l - 1])[t_in] if t_in >= 0 else None

@@ -57,8 +57,8 @@ class Encoder(wiring.Component):
         Spike of each lane; padding lanes beyond ``n`` never fire.
     """
 
-    #: Cycles from reading a word to its spikes (register the memories, then compute).
-    STAGES = 2
+    #: Cycles from reading a word to its spikes (register the memories, compute, register).
+    STAGES = 3
 
     def __init__(self, n: int, lanes: int) -> None:
         self._n = check_int("n", n, 1)
@@ -121,7 +121,7 @@ class Encoder(wiring.Component):
         m.d.comb += [
             pix_r.addr.eq(word),
             acc_r.addr.eq(word),
-            self.busy.eq(running | s1_valid | s2_valid),
+            self.busy.eq(running | s1_valid | s2_valid | self.spk_valid),
         ]
         m.d.sync += [s1_valid.eq(running), s1_word.eq(word), s2_valid.eq(s1_valid)]
         m.d.sync += s2_word.eq(s1_word)
@@ -138,16 +138,16 @@ class Encoder(wiring.Component):
         keep = Cat(self.keep, Const(0, self._words * p - self._n)).word_select(s1_word, p)
         m.d.sync += [pix2.eq(pix_r.data), acc2.eq(acc_r.data), keep2.eq(keep)]
 
-        # stage 2: a <- a + x; fire at 255; subtract
+        # stage 2: a <- a + x; fire at 255; subtract; the spikes leave through registers
+        # (each spike bit fans out to the spike vectors and T slots of the train memory)
         fires = []
         for j in range(p):
             a = Mux(first, 0, acc2[j]) + pix2[j]
             fire = a >= PIXEL_FULL
             m.d.comb += acc_w.data[j].eq(a - Mux(fire, PIXEL_FULL, 0))
             fires.append(fire & keep2[j])
-        m.d.comb += [
-            acc_w.addr.eq(s2_word),
-            acc_w.en.eq(s2_valid),
+        m.d.comb += [acc_w.addr.eq(s2_word), acc_w.en.eq(s2_valid)]
+        m.d.sync += [
             self.spk_valid.eq(s2_valid),
             self.spk_word.eq(s2_word),
             self.spk_bits.eq(Cat(*fires)),

@@ -12,11 +12,13 @@ Memories (``B = ceil(n_out / lanes)`` blocks of ``lanes`` neurons):
   enough for a membrane plus ``n_in`` weights, so integration never saturates
   and the order of input events does not matter (as the spec requires).
 
-Operations, each a pass through a four-stage pipeline (0: issue the reads;
-1: register the memory outputs; 2: one carry chain per lane, registered;
-3: decay and write-back). The membrane read port is transparent to the write
-port, and an event takes ``max(B, 3)`` cycles (bubbles when ``B < 3``), so a
-read never misses a write-back still in flight:
+Operations, each a pass through a pipeline: stage 0 issues the weight read
+(a :class:`~rtl.banked_memory.BankedMemory`, 4 cycles to a registered word);
+the membrane read follows two stages later, so both meet in stage 4, which
+computes one carry chain per lane into registers; stage 5 decays and writes
+back. The membrane read port is transparent to the write port, and an event
+takes ``max(B, 3)`` cycles (bubbles when ``B < 3``), so a read never misses a
+write-back still in flight:
 
 - accumulate (one per input event): ``v <- v + w``.
 - fire (end of step): ``v <- sat(v)``; ``s <- v >= thr and keep``;
@@ -38,6 +40,7 @@ from amaranth.lib.wiring import In, Out
 from desire.config import Config
 from golden.fixed import constants, signed_range
 from rtl import check_int, index_shape
+from rtl.banked_memory import BankedMemory
 
 __all__ = ["NeuronCore", "weight_rows"]
 
@@ -89,11 +92,8 @@ class NeuronCore(wiring.Component):
         Host weight write: ``w_data`` to lane ``w_lane`` of word ``w_word``
         (see :func:`weight_rows` for the layout). Write only while ``idle``.
     w_rdata : Out(ArrayLayout(signed(weight_bits), lanes))
-        Word ``w_word`` of the cycle before, valid while the core was idle.
-    w_rdata_q : Out(ArrayLayout(signed(weight_bits), lanes))
-        ``w_rdata`` one cycle later, from the register right behind the memory
-        (stage 1): what the training units read, so the block RAM output has
-        one short route.
+        Word ``w_word`` of :attr:`READ_LATENCY` cycles before (registered),
+        valid while the core was idle.
     u_we, u_addr, u_data : In
         Whole-word write (the training update unit's write-back), while idle.
         Its own address, so that the update can read word ``k + 1`` while it
@@ -136,7 +136,6 @@ class NeuronCore(wiring.Component):
                 "w_data": In(signed(weight_bits)),
                 "w_we": In(1),
                 "w_rdata": Out(data.ArrayLayout(signed(weight_bits), lanes)),
-                "w_rdata_q": Out(data.ArrayLayout(signed(weight_bits), lanes)),
                 "u_we": In(1),
                 "u_addr": In(index_shape(self.depth)),
                 "u_data": In(data.ArrayLayout(signed(weight_bits), lanes)),
@@ -194,9 +193,13 @@ class NeuronCore(wiring.Component):
         """Membrane memory width: |v| + n_in * |w_max| never overflows it."""
         return max(self._membrane_bits, self._weight_bits + self._n_in.bit_length()) + 1
 
-    #: Cycles from a membrane read to its write-back (stages 1-3 below); an
-    #: accumulate may read a block again only this many cycles after reading it.
+    #: Cycles from a membrane read to its write-back; an accumulate may read a block
+    #: again only this many cycles after reading it.
     WRITE_DISTANCE = 3
+    #: Cycles from a weight read to its word, registered (:class:`BankedMemory`).
+    READ_LATENCY = BankedMemory.READ_LATENCY
+    #: Pipeline stages after the issue: the weight read, then compute and write-back.
+    STAGES = READ_LATENCY + 1
 
     @property
     def event_cycles(self) -> int:
@@ -206,37 +209,36 @@ class NeuronCore(wiring.Component):
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        p, nb, ne = self._lanes, self._blocks, self.event_cycles
-        m.submodules.weights = wmem = Memory(
-            shape=data.ArrayLayout(signed(self._weight_bits), p),
-            depth=max(self.depth, 2),
-            init=self._init,
+        p, nb, ne, lat = self._lanes, self._blocks, self.event_cycles, self.READ_LATENCY
+        m.submodules.weights = wmem = BankedMemory(
+            data.ArrayLayout(signed(self._weight_bits), p), max(self.depth, 2), p, init=self._init
         )
         m.submodules.membranes = vmem = Memory(
             shape=data.ArrayLayout(signed(self.acc_bits), p), depth=max(nb, 2), init=[]
         )
-        w_wr = wmem.write_port(granularity=1)
-        w_rd = wmem.read_port()
         v_wr = vmem.write_port()
         v_rd = vmem.read_port(transparent_for=(v_wr,))
 
         m.d.comb += [
-            w_wr.addr.eq(Mux(self.u_we, self.u_addr, self.w_word)),
-            w_wr.en.eq(Mux(self.u_we, (1 << p) - 1, self.w_we << self.w_lane)),
+            wmem.waddr.eq(Mux(self.u_we, self.u_addr, self.w_word)),
+            wmem.wen.eq(Mux(self.u_we, (1 << p) - 1, self.w_we << self.w_lane)),
+            self.w_rdata.eq(wmem.rdata),
         ]
-        m.d.comb += [w_wr.data[j].eq(Mux(self.u_we, self.u_data[j], self.w_data)) for j in range(p)]
-        m.d.comb += self.w_rdata.eq(w_rd.data)
+        m.d.comb += [
+            wmem.wdata[j].eq(Mux(self.u_we, self.u_data[j], self.w_data)) for j in range(p)
+        ]
 
-        # stage 0: issue reads, for an input event (acc) or a pass (fire / clear)
+        # stage 0: issue the weight read, for an input event (acc) or a pass (fire / clear)
         acc_on = Signal()
         acc_addr = Signal(index_shape(self.depth))
         acc_cnt = Signal(index_shape(ne))  # cycle of the event; blocks >= B are bubbles
         pass_on = Signal()
         pass_fire = Signal()
         pass_block = Signal(index_shape(nb))
-        # stage k in 1..3: op valid bits (acc, fire, clear) and the block
-        ops = [[Signal(name=f"s{k}_{op}") for op in ("acc", "fire", "clear")] for k in (1, 2, 3)]
-        blocks = [Signal(index_shape(nb), name=f"s{k}_block") for k in (1, 2, 3)]
+        # ops[k], blocks[k]: the op (acc, fire, clear) and block in stage k + 1
+        stages = range(1, self.STAGES + 1)
+        ops = [[Signal(name=f"s{k}_{op}") for op in ("acc", "fire", "clear")] for k in stages]
+        blocks = [Signal(index_shape(nb), name=f"s{k}_block") for k in stages]
         in_flight = Cat(*(op for stage in ops for op in stage)).any()
         pass_in_flight = Cat(*(op for stage in ops for op in stage[1:])).any()
 
@@ -244,8 +246,7 @@ class NeuronCore(wiring.Component):
         m.d.comb += [
             self.events.ready.eq(~pass_on & ~pass_in_flight & (~acc_on | last_cycle)),
             self.idle.eq(~acc_on & ~pass_on & ~in_flight),
-            w_rd.addr.eq(Mux(acc_on, acc_addr, self.w_word)),
-            v_rd.addr.eq(Mux(pass_on, pass_block, acc_cnt)),
+            wmem.raddr.eq(Mux(acc_on, acc_addr, self.w_word)),
         ]
         m.d.sync += [
             ops[0][0].eq(acc_on & (acc_cnt < nb)),
@@ -253,7 +254,7 @@ class NeuronCore(wiring.Component):
             ops[0][2].eq(pass_on & ~pass_fire),
             blocks[0].eq(Mux(pass_on, pass_block, acc_cnt)),
         ]
-        for k in (1, 2):
+        for k in range(1, self.STAGES):
             m.d.sync += [a.eq(b) for a, b in zip(ops[k], ops[k - 1], strict=True)]
             m.d.sync += blocks[k].eq(blocks[k - 1])
         with m.If(acc_on):
@@ -270,36 +271,32 @@ class NeuronCore(wiring.Component):
         with m.Elif(self.idle & (self.fire | self.clear)):
             m.d.sync += [pass_on.eq(1), pass_fire.eq(self.fire), pass_block.eq(0)]
 
-        # stage 1: register the memory outputs (block RAM clock-to-out is most of a cycle)
+        # stage lat - 2: the membrane read, so that its register meets the weight word
+        m.d.comb += v_rd.addr.eq(blocks[lat - 3])
         pad = self._blocks * p - self._n_out
-        v1 = Signal.like(v_rd.data, name="s2_v")
-        w1 = Signal.like(w_rd.data, name="s2_w")
-        keep1 = Signal(p, name="s2_keep")
+        v = Signal.like(v_rd.data, name="s_v")
+        keep = Signal(p, name="s_keep")
         keep_all = Cat(self.keep, Const(0, pad))
-        m.d.sync += [
-            v1.eq(v_rd.data),
-            w1.eq(w_rd.data),
-            keep1.eq(keep_all.word_select(blocks[0], p)),
-        ]
-        m.d.comb += self.w_rdata_q.eq(w1)
-        self._stage2(m, v1, w1, keep1, ops[1][1])
-        # stage 3: decay (fire) and write-back
+        m.d.sync += [v.eq(v_rd.data), keep.eq(keep_all.word_select(blocks[lat - 2], p))]
+        # stage lat: one carry chain per lane; stage lat + 1: decay (fire) and write-back
+        self._compute(m, v, wmem.rdata, keep, ops[lat - 1][1])
+        last = ops[lat]
         m.d.comb += [
-            v_wr.addr.eq(blocks[2]),
-            v_wr.en.eq(Cat(*ops[2]).any()),
-            self.out_valid.eq(ops[2][1]),
-            self.out_block.eq(blocks[2]),
+            v_wr.addr.eq(blocks[lat]),
+            v_wr.en.eq(Cat(*last).any()),
+            self.out_valid.eq(last[1]),
+            self.out_block.eq(blocks[lat]),
         ]
         for j in range(p):
-            with m.If(ops[2][0]):
+            with m.If(last[0]):
                 m.d.comb += v_wr.data[j].eq(self._sum[j])
-            with m.Elif(ops[2][1]):
+            with m.Elif(last[1]):
                 reset = self._reset[j]
                 m.d.comb += v_wr.data[j].eq(reset - (reset >> self._decay_shift))
             # clear: data stays 0
         return m
 
-    def _stage2(
+    def _compute(
         self, m: Module, v: data.ArrayView, w: data.ArrayView, keep: Signal, firing: Signal
     ) -> None:
         """Accumulate ``v + w``, or saturate, fire and reset: one carry chain per lane.

@@ -136,7 +136,7 @@ DEVICES: dict[tuple[str, str], Device] = {
         default_freq=24.0,
     ),
 }
-DEFAULT_DEVICE = {"ecp5": "25k", "ice40": "up5k"}
+DEFAULT_DEVICE = {"ecp5": "85k", "ice40": "up5k"}
 
 #: Human names of the resources, for the fit errors.
 RESOURCE_NAMES = {
@@ -652,7 +652,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--device",
         choices=sorted({k for _, k in DEVICES}),
-        help="default: 25k for ecp5, up5k for ice40",
+        help="default: 85k for ecp5, up5k for ice40",
     )
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--config", type=Path, help="TOML or JSON config file")

@@ -48,6 +48,9 @@ class UpdateUnit(wiring.Component):
     row_load : In(1)
         Strobe: latch ``row_trains``, ``row_lane`` and the Weyl base
         ``row_rand``; the traces are ready :attr:`load_cycles` cycles later.
+        It may come as early as one cycle before the previous row's last
+        ``word_valid`` (the traces are read in the ``word_valid`` cycle, and the
+        Weyl base waits for the row's first word).
     row_trains : In(ArrayLayout(unsigned(T), lanes))
         Input spike trains of the word holding the row, bit ``t`` = step ``t``
         as the layer saw it.
@@ -58,6 +61,9 @@ class UpdateUnit(wiring.Component):
     word_valid : In(1)
         ``post``, ``gate`` and ``w_old`` of the next block of the row are on the
         inputs (at least :attr:`load_cycles` cycles after ``row_load``).
+    word_first : In(1)
+        With ``word_valid``: the row's first word (block 0), which starts from
+        the row's Weyl base.
     post : In(ArrayLayout(unsigned(T), lanes))
         Output spike trains of the block's neurons.
     gate : In(ArrayLayout(signed(2), lanes))
@@ -72,7 +78,7 @@ class UpdateUnit(wiring.Component):
     """
 
     #: Trace steps computed per cycle after ``row_load`` (each: subtract, add).
-    TRACE_STEPS_PER_CYCLE = 4
+    TRACE_STEPS_PER_CYCLE = 2
     #: Levels of the STDP adder tree per cycle.
     TREE_LEVELS_PER_CYCLE = 2
     #: Cycles of the learning-rate product: two multipliers, + rnd, + high half.
@@ -107,6 +113,7 @@ class UpdateUnit(wiring.Component):
                 "row_lane": In(index_shape(lanes)),
                 "row_rand": In(32),
                 "word_valid": In(1),
+                "word_first": In(1),
                 "post": In(data.ArrayLayout(unsigned(tsteps), lanes)),
                 "gate": In(data.ArrayLayout(q_shape(), lanes)),
                 "w_old": In(data.ArrayLayout(signed(weight_bits), lanes)),
@@ -156,16 +163,19 @@ class UpdateUnit(wiring.Component):
         m = Module()
         p = self._lanes
         traces = self._traces(m)
-        weyl = Signal(32)
+        # the row's Weyl base waits in ``row_base`` for the row's first word, so that a
+        # row may be loaded while the last words of the one before are still coming in
+        row_base, weyl = Signal(32), Signal(32)
+        base = Mux(self.word_first, row_base, weyl)  # this word's base
+        with m.If(self.word_valid):
+            m.d.sync += weyl.eq((base + (p * WEYL_STEP & MASK32))[:32])
         with m.If(self.row_load):
-            m.d.sync += weyl.eq(self.row_rand)
-        with m.Elif(self.word_valid):
-            m.d.sync += weyl.eq((weyl + (p * WEYL_STEP & MASK32))[:32])
+            m.d.sync += row_base.eq(self.row_rand)
 
         # from the word_valid cycle: the tree of T masked traces, then the product
         post = self.post
         tree = tree_stages(self._tsteps, self.TREE_LEVELS_PER_CYCLE)
-        weyl_m1 = delay(m, weyl, tree, "weyl")  # the word's Weyl base, at the multiply
+        weyl_m1 = delay(m, base, tree, "weyl")  # the word's Weyl base, at the multiply
         gate = delay(m, self.gate, self.latency - 1, "gate")
         w_old = delay(m, self.w_old, self.latency - 1, "w_old")
         m.d.comb += self.out_valid.eq(delay(m, self.word_valid, self.latency, "valid"))

@@ -124,10 +124,14 @@ class StreamSink(_Driver):
 
 
 class MmioMaster(_Driver):
-    """The accelerator's memory-mapped port: ``<prefix>addr/wdata/we/rdata``."""
+    """The accelerator's memory-mapped port: ``<prefix>addr/wdata/we/rdata``; ``rdata``
+    follows the address by ``read_latency`` cycles (``rtl.accelerator.READ_LATENCY``)."""
 
-    def __init__(self, dut: HierarchyObject, prefix: str, clock: Any) -> None:
+    def __init__(self, dut: HierarchyObject, prefix: str, clock: Any, read_latency: int) -> None:
         super().__init__(dut, prefix, clock)
+        if read_latency < 1:
+            raise ValueError(f"read_latency must be >= 1, not {read_latency}")
+        self.read_latency = read_latency
         self.sig("we").value = 0
         self.sig("addr").value = 0
         self.sig("wdata").value = 0
@@ -150,9 +154,10 @@ class MmioMaster(_Driver):
         we.value = 0
 
     async def read(self, addr: int) -> int:
-        """Signed 32-bit value at ``addr`` (``rdata`` follows the address by one cycle)."""
+        """Signed 32-bit value at ``addr``."""
         self.sig("addr").value = addr
-        await RisingEdge(self.clock)
+        for _ in range(self.read_latency):
+            await RisingEdge(self.clock)
         await ReadOnly()
         value = to_signed(int(self.sig("rdata").value), 32)
         await RisingEdge(self.clock)

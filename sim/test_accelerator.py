@@ -20,7 +20,7 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from desire.config import Config
 from golden.fixed import constants, signed_range
 from golden.network import GoldenNet, strict_argmax
-from rtl.accelerator import Accelerator, Mode, Status, training_cycle_model
+from rtl.accelerator import READ_LATENCY, Accelerator, Mode, Status, training_cycle_model
 from sim.drivers import MmioMaster, StreamSink, StreamSource, env_config, reset, stimulus_rng
 
 #: Environment variable: number of Fashion-MNIST images of test_fashion_mnist.
@@ -39,7 +39,7 @@ class AccelEnv:
         self.model._MustUse__silence = True  # type: ignore[attr-defined]
         self.pixels = StreamSource(dut, "pixels__", dut.clk)
         self.result = StreamSink(dut, "result__", dut.clk)
-        self.bus = MmioMaster(dut, "bus__", dut.clk)
+        self.bus = MmioMaster(dut, "bus__", dut.clk, READ_LATENCY)
         self.tsteps = self.cfg.network.tsteps
 
     async def load(self, net: GoldenNet) -> None:

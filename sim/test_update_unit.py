@@ -64,6 +64,7 @@ async def run_rows(dut, c, p, w, pre, post, gate, lr_int, words, rng) -> np.ndar
                 np.array([w[o, i] if o < n_out else 0 for o in lanes]), c.weight_bits
             )
             dut.word_valid.value = 1
+            dut.word_first.value = int(b == 0)
             issued.append((i, b))
             await tick()
             dut.word_valid.value = 0
@@ -82,7 +83,9 @@ async def run_rows(dut, c, p, w, pre, post, gate, lr_int, words, rng) -> np.ndar
 async def test_update(dut: HierarchyObject) -> None:
     cfg = env_config()
     c, p = constants(cfg), cfg.hardware.lanes
-    for name in ("row_load", "word_valid", "row_trains", "row_lane", "post", "gate", "w_old"):
+    for name in ("row_load", "word_valid", "word_first", "row_trains", "row_lane"):
+        getattr(dut, name).value = 0
+    for name in ("post", "gate", "w_old"):
         getattr(dut, name).value = 0
     await reset(dut)
     rng = stimulus_rng("update_unit")

@@ -12,6 +12,7 @@ from amaranth.sim import Simulator, SimulatorContext
 from desire.config import Config, load_config
 from golden.network import GoldenNet, strict_argmax
 from rtl.accelerator import (
+    READ_LATENCY,
     Accelerator,
     Mode,
     RegisterMap,
@@ -36,9 +37,9 @@ async def _write(ctx: SimulatorContext, dut: Accelerator, addr: int, value: int)
 
 
 async def _read(ctx: SimulatorContext, dut: Accelerator, addr: int) -> int:
-    """Signed 32-bit value at ``addr`` (rdata is valid the cycle after the address)."""
+    """Signed 32-bit value at ``addr`` (rdata is valid READ_LATENCY cycles after the address)."""
     ctx.set(dut.bus.addr, addr)
-    await ctx.tick()
+    await ctx.tick().repeat(READ_LATENCY)
     value = ctx.get(dut.bus.rdata)
     return value - (1 << 32) if value >> 31 else value
 

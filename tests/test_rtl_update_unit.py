@@ -70,6 +70,7 @@ def _simulate(
                     ctx.set(dut.gate[j], lane_value(gate, o))
                     ctx.set(dut.w_old[j], int(w[o, i]) if o < n_out else 0)
                 ctx.set(dut.word_valid, 1)
+                ctx.set(dut.word_first, b == 0)
                 issued.append((i, b))
                 await tick()
                 ctx.set(dut.word_valid, 0)
@@ -88,9 +89,9 @@ def _simulate(
 
 
 def test_latency_counts_the_stages() -> None:
-    """T = 20: 5 tree levels in 3 cycles; lane select, then traces in 5 cycles (4 steps each)."""
+    """T = 20: 5 tree levels in 3 cycles; lane select, then traces in 10 cycles (2 steps each)."""
     dut = UpdateUnit.for_config(load_config())
-    assert dut.load_cycles == 1 + 5
+    assert dut.load_cycles == 1 + 10
     assert dut.latency == 3 + UpdateUnit.MULTIPLY_CYCLES + 1
 
 

@@ -5,9 +5,11 @@ In phase ``s`` the encoder computes step ``s`` (if ``s < T``) while every core
 computes its step ``s - 1`` (if ``s >= 1``) from the spike vector its producer
 wrote in phase ``s - 1``. That is the spec's one-step delay for layers > 0, and
 no delay for layer 0 because the encoder runs one phase ahead. Each producer
-owns two spike vectors (registers, one word = ``lanes`` bits) and writes
-``vector[s % 2]`` while its consumer scans ``vector[(s + 1) % 2]``; a phase ends
-when every block is done (a barrier), then the vectors swap.
+owns a spike vector (a register, one word = ``lanes`` bits) that it writes
+during the phase, and its consumer scans a copy taken at the start of the
+phase (``LAUNCH``); a phase ends when every block is done (a barrier). A
+producer writes every word of its vector in every phase, so nothing needs
+clearing but at the start of a sample.
 
 Host interface:
 
@@ -337,17 +339,19 @@ class Accelerator(wiring.Component):
         self._lr_int = Signal(DATA_BITS)
         self._masks = self._keep_masks(m)
 
-        # spike vectors: [producer][parity]; producer 0 is the encoder, l + 1 is core l
+        # spike vectors: producer 0 is the encoder, l + 1 is core l; each written during a
+        # phase, copied at the next LAUNCH for its consumer to scan (the scanners read a
+        # register that holds still, behind no multiplexer)
         sizes = [enc.words] + [core.blocks for core in self._cores[:-1]]
         vectors = [
-            [Signal(n * p, name=f"spikes{k}_{b}") for b in range(2)] for k, n in enumerate(sizes)
+            (Signal(n * p, name=f"spikes{k}"), Signal(n * p, name=f"spikes{k}_scan"))
+            for k, n in enumerate(sizes)
         ]
-        par = Signal()
         scanners = []
         for l, core in enumerate(self._cores):
             m.submodules[f"scanner{l}"] = scan = SpikeScanner(sizes[l], p)
             m.d.comb += [
-                scan.vector.eq(Mux(par, vectors[l][0], vectors[l][1])),
+                scan.vector.eq(vectors[l][1]),
                 core.events.payload.eq(scan.events.payload),
                 core.events.valid.eq(scan.events.valid),
                 scan.events.ready.eq(core.events.ready),
@@ -357,12 +361,9 @@ class Accelerator(wiring.Component):
         producers = [(enc.spk_valid, enc.spk_word, enc.spk_bits)] + [
             (core.out_valid, core.out_block, core.out_spikes) for core in self._cores[:-1]
         ]
-        for vec, (valid, word, bits) in zip(vectors, producers, strict=True):
+        for (vec, _), (valid, word, bits) in zip(vectors, producers, strict=True):
             with m.If(valid):
-                with m.If(par):
-                    m.d.sync += vec[1].word_select(word, p).eq(bits)
-                with m.Else():
-                    m.d.sync += vec[0].word_select(word, p).eq(bits)
+                m.d.sync += vec.word_select(word, p).eq(bits)
 
         counts = self._class_counts(m)
         self._phase = Signal(range(self._c.tsteps + 1))
@@ -373,7 +374,7 @@ class Accelerator(wiring.Component):
             Signal.like(core.w_word, name=f"train_word{l}") for l, core in enumerate(self._cores)
         ]
         self._train_access = Signal()
-        thresholds, busy = self._control(m, vectors, scanners, counts, par)
+        thresholds, busy = self._control(m, vectors, scanners, counts)
         for core, thr in zip(self._cores, thresholds, strict=True):
             m.d.comb += core.threshold.eq(thr)
         self._bus(m, thresholds, busy)
@@ -577,10 +578,9 @@ class Accelerator(wiring.Component):
     def _control(
         self,
         m: Module,
-        vectors: list[list[Signal]],
+        vectors: list[tuple[Signal, Signal]],
         scanners: list[SpikeScanner],
         counts: list[Signal],
-        par: Signal,
     ) -> tuple[list[Signal], Signal]:
         """Pixel intake, the phase sequencer, arg-max and result; returns (thresholds, busy)."""
         c, enc, cores = self._c, self._encoder, self._cores
@@ -624,7 +624,7 @@ class Accelerator(wiring.Component):
                     with m.If(pix_lane == self._lanes - 1):
                         m.d.sync += [pix_lane.eq(0), pix_word.eq(pix_word + 1)]
                     with m.If(pix_word * self._lanes + pix_lane == c.layers[0] - 1):
-                        m.d.sync += [pix_lane.eq(0), pix_word.eq(0), phase.eq(0), par.eq(0)]
+                        m.d.sync += [pix_lane.eq(0), pix_word.eq(0), phase.eq(0)]
                         m.d.sync += [cycles.eq(0), *[e.eq(0) for e in events]]
                         m.d.sync += [cnt.eq(0) for cnt in counts]
                         m.d.sync += [v.eq(0) for pair in vectors for v in pair]
@@ -641,6 +641,7 @@ class Accelerator(wiring.Component):
                 for core, scan in zip(cores, scanners, strict=True):
                     m.d.comb += [core.clear.eq(phase == 0), scan.start.eq(phase != 0)]
                 m.d.sync += [cycles.eq(cycles + 1), fired.eq(0)]
+                m.d.sync += [scan.eq(work) for work, scan in vectors]  # last phase's spikes
                 m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.comb += busy.eq(1)
@@ -657,7 +658,7 @@ class Accelerator(wiring.Component):
                         m.d.sync += k.eq(0)
                         m.next = "ARGMAX"
                     with m.Else():
-                        m.d.sync += [phase.eq(phase + 1), par.eq(~par)]
+                        m.d.sync += phase.eq(phase + 1)
                         m.next = "LAUNCH"
             with m.State("ARGMAX"):
                 m.d.comb += busy.eq(1)

@@ -158,9 +158,11 @@ class DesireUnit(wiring.Component):
 
     @property
     def hid_latency(self) -> int:
-        """Cycles from ``mac_last`` to ``hid_valid``: ``eq``, products, tree, accumulator,
-        the registered desire."""
-        return self.out_latency + 3 + tree_stages(self._lanes, self.TREE_LEVELS_PER_CYCLE)
+        """Cycles from ``mac_last`` to ``hid_valid``: ``eq``, the shift-and-add products,
+        the dot-product tree, the accumulator, the registered desire."""
+        products = tree_stages(self._tsteps.bit_length(), self.TREE_LEVELS_PER_CYCLE)
+        dot = tree_stages(2 * self._lanes, self.TREE_LEVELS_PER_CYCLE)
+        return self.out_latency + products + dot + 2
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -170,10 +172,16 @@ class DesireUnit(wiring.Component):
         label = delay(m, self.label_lane, counts_at, "label")
         q = delay(m, self.q, counts_at, "q")
         out_active, out_sign = Signal(p), Signal(p)
+        mags = [Signal(range(tsteps + 1), name=f"mag{j}") for j in range(p)]  # |E * q|
+        negs = [Signal(name=f"neg{j}") for j in range(p)]  # E * q < 0
         for j in range(p):
             bits = [trains[j][t] for t in range(tsteps)]
             cnt = adder_tree(m, bits, self.COUNT_LEVELS_PER_CYCLE, f"count{j}")
             dist = Mux(cnt > self._target, cnt - self._target, self._target - cnt)
+            m.d.sync += [
+                mags[j].eq(Mux(q[j] > 0, dist, Mux(q[j] < 0, cnt, 0))),
+                negs[j].eq(q[j] < 0),
+            ]
             m.d.sync += [
                 out_sign[j].eq(label[j]),
                 out_active[j].eq(Mux(label[j], cnt < self._label_below, cnt > self._other_above)),
@@ -185,12 +193,17 @@ class DesireUnit(wiring.Component):
             self.out_valid.eq(delay(m, self.out_req, self.out_latency, "out_req")),
         ]
 
+        # w * E * q as shift and add: |E * q| (bits(T) bits) picks shifted copies of w; the
+        # sign joins in the dot-product tree as ~t + 1, so no stage negates
         weights = delay(m, self.weights, self.out_latency, "weights")
-        products = [
-            Signal(signed(self._weight_bits + len(self.eq[0])), name=f"prod{j}") for j in range(p)
-        ]
-        m.d.sync += [products[j].eq(weights[j] * self.eq[j]) for j in range(p)]
-        dot = adder_tree(m, products, self.TREE_LEVELS_PER_CYCLE, "dot")
+        stages = tree_stages(len(mags[0]), self.TREE_LEVELS_PER_CYCLE)
+        terms = []
+        for j in range(p):
+            shifted = [Mux(mags[j][b], weights[j] << b, 0) for b in range(len(mags[j]))]
+            t = adder_tree(m, shifted, self.TREE_LEVELS_PER_CYCLE, f"prod{j}")
+            neg = delay(m, negs[j], stages, f"neg{j}")
+            terms += [Mux(neg, ~t, t), neg]
+        dot = adder_tree(m, terms, self.TREE_LEVELS_PER_CYCLE, "dot")
         at_acc = self.hid_latency - 2
         valid, first = (
             delay(m, x, at_acc, n)

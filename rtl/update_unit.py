@@ -14,8 +14,8 @@ Mirrors :mod:`golden.update_unit`. The accelerator stores spike *trains*
 * ``word_valid`` (once per block ``b`` of the row, in order): for each lane
   ``j`` (output ``o = b*P + j``), ``acc = sum_t post_o[t] * r_i[t]`` (a
   ``T``-input masked adder tree), ``mag = (lr_int * acc + rnd) >> lr_shift``
-  (``lr_int`` split in two 16-bit halves, one multiplier each: the unit's only
-  multipliers), ``w_new = sat(w_old + gate_o * mag)``. The Weyl base then
+  (shift and add: one ``lr_int << b`` per set bit of ``acc``, in a registered
+  adder tree; no multiplier block), ``w_new = sat(w_old + gate_o * mag)``. The Weyl base then
   advances by ``P * 0x9E3779B9``, and lane ``j`` adds the constant
   ``j * 0x9E3779B9``: the offsets of a whole row come from adders, never from
   a second generator. The result comes :attr:`UpdateUnit.latency` cycles later
@@ -26,7 +26,7 @@ Mirrors :mod:`golden.update_unit`. The accelerator stores spike *trains*
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -81,8 +81,6 @@ class UpdateUnit(wiring.Component):
     TRACE_STEPS_PER_CYCLE = 2
     #: Levels of the STDP adder tree per cycle.
     TREE_LEVELS_PER_CYCLE = 2
-    #: Cycles of the learning-rate product: two multipliers, + rnd, + high half.
-    MULTIPLY_CYCLES = 3
 
     def __init__(
         self,
@@ -157,7 +155,12 @@ class UpdateUnit(wiring.Component):
         """Cycles from ``word_valid`` to ``out_valid``: the tree, the product, the
         gated and saturated sum (registered, so the write-back starts at a register)."""
         tree = tree_stages(self._tsteps, self.TREE_LEVELS_PER_CYCLE)
-        return tree + self.MULTIPLY_CYCLES + 1
+        return tree + self.multiply_cycles + 1
+
+    @property
+    def multiply_cycles(self) -> int:
+        """Cycles of ``(lr_int * acc + rnd) >> lr_shift``: the shift-and-add tree, + rnd."""
+        return tree_stages(self.acc_bits, self.TREE_LEVELS_PER_CYCLE) + 1
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -221,8 +224,9 @@ class UpdateUnit(wiring.Component):
         return traces
 
     def _multiply(self, m: Module, j: int, acc: Signal, weyl: Signal) -> Signal:
-        """``(lr_int * acc + rnd) >> lr_shift`` of lane ``j`` in :attr:`MULTIPLY_CYCLES`
-        registered cycles: 16-bit halves of ``lr_int`` times ``acc``, + rnd, + high half."""
+        """``(lr_int * acc + rnd) >> lr_shift`` of lane ``j`` in :attr:`multiply_cycles`
+        registered cycles, shift and add: ``lr_int << b`` for every set bit ``b`` of
+        ``acc`` in a registered adder tree, then ``+ rnd`` and the shift."""
         shift = self._lr_shift
         if self._rounding == "stochastic":
             rnd = (weyl + (j * WEYL_STEP & MASK32))[:32] >> (32 - shift)
@@ -230,13 +234,10 @@ class UpdateUnit(wiring.Component):
             rnd = 1 << (shift - 1)
         else:
             rnd = 0
-        lo = Signal(unsigned(16 + self.acc_bits), name=f"prod_lo{j}")
-        hi = Signal(unsigned(16 + self.acc_bits), name=f"prod_hi{j}")
-        r1 = Signal(unsigned(shift), name=f"rnd{j}")
-        m.d.sync += [lo.eq(self.lr_int[:16] * acc), hi.eq(self.lr_int[16:] * acc), r1.eq(rnd)]
-        lo_rnd = Signal(unsigned(max(16 + self.acc_bits, shift) + 1), name=f"prod_lo_rnd{j}")
-        hi2 = Signal.like(hi, name=f"prod_hi{j}_d")
-        m.d.sync += [lo_rnd.eq(lo + r1), hi2.eq(hi)]
+        terms = [Mux(acc[b], self.lr_int << b, 0) for b in range(self.acc_bits)]
+        prod = adder_tree(m, terms, self.TREE_LEVELS_PER_CYCLE, f"prod{j}")
+        tree = tree_stages(self.acc_bits, self.TREE_LEVELS_PER_CYCLE)
+        rnd_reg = delay(m, Const(0, shift) + rnd, tree, f"rnd{j}")
         mag = Signal(unsigned(32 + self.acc_bits + 1 - shift), name=f"mag{j}")
-        m.d.sync += mag.eq((lo_rnd + Cat(Const(0, 16), hi2)) >> shift)
+        m.d.sync += mag.eq((prod + rnd_reg) >> shift)
         return mag

@@ -71,12 +71,13 @@ READ_LATENCY = NeuronCore.READ_LATENCY + 1
 #: Cycles from a memory read to the training units' inputs: the weight memories'
 #: read latency; the small memories' outputs are registered as often.
 _ISSUE_TO_UNIT = NeuronCore.READ_LATENCY
-#: Cycles from an update row's ``row_load`` (state ``UPD_CHECK``) to its first
-#: ``word_valid`` without wait states: ``UPD_DECIDE``, ``UPD_WORDS`` (issue), the reads.
-_LOAD_TO_WORD = 2 + _ISSUE_TO_UNIT
-# After a row's last word issue, UPD_ROW, UPD_LOAD and UPD_CHECK take 3 cycles: the next
-# row_load comes one cycle before that word reaches the update unit, as early as it may.
-assert _ISSUE_TO_UNIT - 1 <= 3, "the update unit's row_load would overtake a word"
+#: Cycles from an update row's ``row_load`` (state ``UPD_DECIDE``) to its first
+#: ``word_valid`` without wait states: ``UPD_WORDS`` (issue), the reads.
+_LOAD_TO_WORD = 1 + _ISSUE_TO_UNIT
+# After a row's last word issue, UPD_ROW, UPD_LOAD and UPD_CHECK take 3 cycles and the next
+# row_load comes in UPD_DECIDE: no earlier than one cycle before that word reaches the
+# update unit, as the unit requires.
+assert _ISSUE_TO_UNIT - 1 <= 4, "the update unit's row_load would overtake a word"
 
 
 class Status(enum.IntFlag):
@@ -493,13 +494,16 @@ class Accelerator(wiring.Component):
             )
         )
         su_last = delay(m, s1_last, at_unit, "su_last")
-        # per layer: the update row in the train register never spiked (as the layer saw it),
-        # registered so that the sequencer decides on a register
-        self._row_silent = []
+        # per layer: the update row's train (as the layer saw it: layer l > 0 saw neuron layer
+        # l's step t - 1 at its step t) and whether it never spiked, selected from the train
+        # register and registered, so that the sequencer and the unit start from registers
+        self._row_train, self._row_silent = [], []
         for l in range(n_layers):
-            seen = [self._lane_train(self._train_q[l], j) for j in range(p)]
-            spiked = Cat(*(x.any() if l == 0 else x[:-1].any() for x in seen))
-            self._row_silent.append(delay(m, ~spiked.bit_select(t.row_lane, 1), 1, f"silent{l}"))
+            seen = Cat(*(self._lane_train(self._train_q[l], j) for j in range(p)))
+            train = seen.word_select(t.row_lane, c.tsteps)
+            train = train if l == 0 else Cat(Const(0, 1), train[:-1])
+            self._row_train.append(delay(m, train, 1, f"row_train{l}"))
+            self._row_silent.append(delay(m, train == 0, 1, f"silent{l}"))
         su_mac = [delay(m, x, at_unit, f"su_mac{l}") for l, x in enumerate(s1_mac)]
         su_upd = [delay(m, x, at_unit, f"su_upd{l}") for l, x in enumerate(s1_upd)]
         trains = [delay(m, q, at_unit - 1, f"trains_u{j}") for j, q in enumerate(self._train_q)]
@@ -787,22 +791,17 @@ class Accelerator(wiring.Component):
             with m.State(f"UPD_LOAD{l}"):  # the row's train word into its register
                 count(m, upd)
                 m.next = f"UPD_CHECK{l}"
-            with m.State(f"UPD_CHECK{l}"):  # load the row; read the next row's word already
+            with m.State(f"UPD_CHECK{l}"):  # select the row's train; read the next row's word
                 count(m, upd)
-                for j in range(p):
-                    seen = self._lane_train(self._train_q[l], j)
-                    # layer l > 0 saw neuron layer l's step t - 1 at its step t
-                    train = seen if l == 0 else Cat(Const(0, 1), seen[:-1])
-                    m.d.comb += uu.row_trains[j].eq(train)
-                m.d.comb += [uu.row_lane.eq(t.row_lane), uu.row_load.eq(1)]
                 next_word = Mux(t.row_lane == p - 1, t.row_word + 1, t.row_word)
                 m.d.comb += self._train_rd[l].addr.eq(next_word)
+                m.next = f"UPD_DECIDE{l}"
+            with m.State(f"UPD_DECIDE{l}"):  # load the row into the unit, or skip it
+                count(m, upd)
+                m.d.comb += [uu.row_train.eq(self._row_train[l]), uu.row_load.eq(1)]
                 if stochastic:
                     rng = self._rounding_rng
                     m.d.comb += [rng.draw.eq(1), uu.row_rand.eq(rng.value)]
-                m.next = f"UPD_DECIDE{l}"
-            with m.State(f"UPD_DECIDE{l}"):  # the next row's word is coming out of the memory
-                count(m, upd)
                 with m.If(self._row_silent[l]):  # acc = 0 for the whole row: nothing changes
                     m.d.sync += t.addr.eq(t.addr + blocks)
                     next_row(m, c.layers[l], done, f"UPD_CHECK{l}")

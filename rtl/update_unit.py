@@ -3,10 +3,9 @@
 Mirrors :mod:`golden.update_unit`. The accelerator stores spike *trains*
 (``T`` bits per neuron), not traces, and this unit re-derives the traces:
 
-* ``row_load`` (once per input row ``i``): takes the train-memory word of the
-  row (the trains of ``lanes`` inputs, as the layer saw them), the lane of row
-  ``i`` in it and the rounding-stream draw ``A_i`` (the Weyl base of lane 0),
-  and registers the row's train. The trace sequence ``r_i[0..T-1]``
+* ``row_load`` (once per input row ``i``): takes the row's input train, as
+  the layer saw it, and the rounding-stream draw ``A_i`` (the Weyl base of
+  lane 0), and registers the train. The trace sequence ``r_i[0..T-1]``
   (decay-by-shift, add, clamp on ``trace_bits`` bits) is then built
   :attr:`TRACE_STEPS_PER_CYCLE` steps per cycle: words may follow after
   :attr:`UpdateUnit.load_cycles` cycles. (A row that never spiked has all
@@ -32,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from desire.config import ROUNDINGS, Config
 from golden.fixed import WEYL_STEP, constants
-from rtl import check_int, index_shape
+from rtl import check_int
 from rtl.desire_unit import q_shape
 from rtl.pipeline import adder_tree, clamp, delay, tree_stages
 from rtl.prng import MASK32
@@ -46,16 +45,13 @@ class UpdateUnit(wiring.Component):
     Ports
     -----
     row_load : In(1)
-        Strobe: latch ``row_trains``, ``row_lane`` and the Weyl base
-        ``row_rand``; the traces are ready :attr:`load_cycles` cycles later.
+        Strobe: latch ``row_train`` and the Weyl base ``row_rand``; the traces
+        are ready :attr:`load_cycles` cycles later.
         It may come as early as one cycle before the previous row's last
         ``word_valid`` (the traces are read in the ``word_valid`` cycle, and the
         Weyl base waits for the row's first word).
-    row_trains : In(ArrayLayout(unsigned(T), lanes))
-        Input spike trains of the word holding the row, bit ``t`` = step ``t``
-        as the layer saw it.
-    row_lane : In(range(lanes))
-        The row's lane in ``row_trains``.
+    row_train : In(T)
+        Input spike train of the row, bit ``t`` = step ``t`` as the layer saw it.
     row_rand : In(32)
         Rounding-stream draw ``A_i`` of the row (stochastic rounding only).
     word_valid : In(1)
@@ -107,8 +103,7 @@ class UpdateUnit(wiring.Component):
         super().__init__(
             {
                 "row_load": In(1),
-                "row_trains": In(data.ArrayLayout(unsigned(tsteps), lanes)),
-                "row_lane": In(index_shape(lanes)),
+                "row_train": In(tsteps),
                 "row_rand": In(32),
                 "word_valid": In(1),
                 "word_first": In(1),
@@ -146,8 +141,8 @@ class UpdateUnit(wiring.Component):
 
     @property
     def load_cycles(self) -> int:
-        """Cycles from ``row_load`` to the first ``word_valid`` of the row: the lane
-        select (registered), then the trace steps."""
+        """Cycles from ``row_load`` to the first ``word_valid`` of the row: the train
+        register, then the trace steps."""
         return 1 + -(-self._tsteps // self.TRACE_STEPS_PER_CYCLE)
 
     @property
@@ -201,10 +196,9 @@ class UpdateUnit(wiring.Component):
         tb, k, steps = self._trace_bits, self._decay_shift, self.TRACE_STEPS_PER_CYCLE
         r_max, one = (1 << tb) - 1, 1 << self._trace_frac
         can_clamp = r_max - (r_max >> k) + one > r_max
-        trains, lane = self.row_trains, self.row_lane
         train = Signal(self._tsteps)
         with m.If(self.row_load):
-            m.d.sync += train.eq(trains.as_value().word_select(lane, self._tsteps))
+            m.d.sync += train.eq(self.row_train)
         traces = Signal(data.ArrayLayout(unsigned(tb), self._tsteps))
         r = Const(0, tb)
         for stage in range(self.load_cycles - 1):

@@ -25,7 +25,7 @@ def bits_of(train: np.ndarray) -> int:
     return sum(int(s) << t for t, s in enumerate(train))
 
 
-async def run_rows(dut, c, p, w, pre, post, gate, lr_int, words, rng) -> np.ndarray:  # type: ignore[no-untyped-def]
+async def run_rows(dut, c, p, w, pre, post, gate, lr_int, words) -> np.ndarray:  # type: ignore[no-untyped-def]
     """Drive the rows as the accelerator does (load, ``load_cycles``, words back to back)
     and collect ``w_new`` at every ``out_valid``, in order."""
     unit = UpdateUnit.for_config(env_config())
@@ -43,11 +43,7 @@ async def run_rows(dut, c, p, w, pre, post, gate, lr_int, words, rng) -> np.ndar
 
     dut.lr_int.value = lr_int
     for i in range(n_in):
-        lane = i % p  # the row's train among others, as in a train-memory word
-        noise = [int(x) for x in rng.integers(1 << c.tsteps, size=p)]
-        noise[lane] = bits_of(pre[:, i])
-        dut.row_trains.value = sum(v << (j * c.tsteps) for j, v in enumerate(noise))
-        dut.row_lane.value = lane
+        dut.row_train.value = bits_of(pre[:, i])
         dut.row_rand.value = int(words[i])
         dut.row_load.value = 1
         await tick()
@@ -83,7 +79,7 @@ async def run_rows(dut, c, p, w, pre, post, gate, lr_int, words, rng) -> np.ndar
 async def test_update(dut: HierarchyObject) -> None:
     cfg = env_config()
     c, p = constants(cfg), cfg.hardware.lanes
-    for name in ("row_load", "word_valid", "word_first", "row_trains", "row_lane"):
+    for name in ("row_load", "word_valid", "word_first", "row_train"):
         getattr(dut, name).value = 0
     for name in ("post", "gate", "w_old"):
         getattr(dut, name).value = 0
@@ -110,6 +106,6 @@ async def test_update(dut: HierarchyObject) -> None:
             gate = np.where(np.arange(n_out) % 2 == 0, 1, -1)
         words = stream.draw(n_in)
         want = update_from_trains(c, w, pre, post, gate, lr_int, words)
-        got = await run_rows(dut, c, p, w, pre, post, gate, lr_int, words, rng)
+        got = await run_rows(dut, c, p, w, pre, post, gate, lr_int, words)
         assert (got == want).all(), f"{case}: {np.argwhere(got != want)[:5].tolist()}"
         assert (got == w).all() if case == "zero-desire" else (got != w).any(), case

@@ -32,7 +32,6 @@ def _simulate(
     n_out, n_in = w.shape
     blocks = -(-n_out // p)
     out = w.copy()
-    rng = np.random.default_rng(n_in)
 
     def bits(train: np.ndarray) -> int:
         return sum(int(s) << t for t, s in enumerate(train))
@@ -52,11 +51,7 @@ def _simulate(
 
         ctx.set(dut.lr_int, lr_int)
         for i in range(n_in):
-            lane = i % p  # the row's train among others, as in a train-memory word
-            for j in range(p):
-                noise = int(rng.integers(1 << pre.shape[0]))
-                ctx.set(dut.row_trains[j], noise if j != lane else bits(pre[:, i]))
-            ctx.set(dut.row_lane, lane)
+            ctx.set(dut.row_train, bits(pre[:, i]))
             ctx.set(dut.row_rand, int(words[i]))
             ctx.set(dut.row_load, 1)
             await tick()

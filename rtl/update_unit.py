@@ -66,7 +66,8 @@ class UpdateUnit(wiring.Component):
         Ternary desire ``sign * active * keep`` of the block's neurons.
     w_old : In(ArrayLayout(signed(weight_bits), lanes))
     lr_int : In(32)
-        Learning-rate register.
+        Learning-rate register; it must hold still ``lanes`` cycles before a word
+        (every lane uses its own copy, passed down a chain of registers).
     out_valid : Out(1)
         ``w_new`` holds the updated word of the ``word_valid`` of
         :attr:`latency` cycles before.
@@ -170,6 +171,16 @@ class UpdateUnit(wiring.Component):
         with m.If(self.row_load):
             m.d.sync += row_base.eq(self.row_rand)
 
+        # lr_int, copied lane to lane down a chain: each copy feeds one lane's acc_bits
+        # terms instead of one register feeding them all (and a chain, unlike parallel
+        # copies, cannot be merged back into one register by synthesis)
+        self._lr = []
+        prev = self.lr_int
+        for j in range(p):
+            copy = Signal(32, name=f"lr_int{j}")
+            m.d.sync += copy.eq(prev)
+            self._lr.append(prev := copy)
+
         # from the word_valid cycle: the tree of T masked traces, then the product
         post = self.post
         tree = tree_stages(self._tsteps, self.TREE_LEVELS_PER_CYCLE)
@@ -228,7 +239,7 @@ class UpdateUnit(wiring.Component):
             rnd = 1 << (shift - 1)
         else:
             rnd = 0
-        terms = [Mux(acc[b], self.lr_int << b, 0) for b in range(self.acc_bits)]
+        terms = [Mux(acc[b], self._lr[j] << b, 0) for b in range(self.acc_bits)]
         prod = adder_tree(m, terms, self.TREE_LEVELS_PER_CYCLE, f"prod{j}")
         tree = tree_stages(self.acc_bits, self.TREE_LEVELS_PER_CYCLE)
         rnd_reg = delay(m, Const(0, shift) + rnd, tree, f"rnd{j}")

@@ -65,9 +65,9 @@ __all__ = [
 
 #: Width of the memory-mapped data bus.
 DATA_BITS = 32
-#: Cycles from a bus address to its ``rdata``: the weight memories' read latency and
-#: one register (every bus read, registers too, takes as long).
-READ_LATENCY = NeuronCore.READ_LATENCY + 1
+#: Cycles from a bus address to its ``rdata``: the weight memories' read latency, the
+#: lane pick and the layer pick (every bus read, registers too, takes as long).
+READ_LATENCY = NeuronCore.READ_LATENCY + 2
 #: Cycles from a memory read to the training units' inputs: the weight memories'
 #: read latency; the small memories' outputs are registered as often.
 _ISSUE_TO_UNIT = NeuronCore.READ_LATENCY
@@ -921,16 +921,19 @@ class Accelerator(wiring.Component):
                     m.d.sync += reg_rdata.eq(self._rounding_rng.state)
             with m.Default():
                 m.d.sync += reg_rdata.eq(0)
-        # weights come out of the cores READ_LATENCY cycles after the address: the register
-        # data and the select wait for them, and the result is registered once more
+        # weights come out of the cores READ_LATENCY cycles after the address; each core's
+        # lane is picked into a register, then the layer: the register data and the
+        # selects wait for them
         lat = NeuronCore.READ_LATENCY
-        was_weight = delay(m, is_weight & ~busy, lat, "was_weight")
-        was_layer = delay(m, layer, lat, "was_layer")
         was_lane = delay(m, lane, lat, "was_lane")
-        weight_rdata = Array(
-            Array(core.w_rdata[j] for j in range(self._lanes)) for core in self._cores
-        )[was_layer][was_lane]
-        reg_late = delay(m, reg_rdata, lat - 1, "reg_rdata")
+        picked = [
+            delay(m, Array(core.w_rdata[j] for j in range(self._lanes))[was_lane], 1, f"pick{l}")
+            for l, core in enumerate(self._cores)
+        ]
+        was_weight = delay(m, is_weight & ~busy, lat + 1, "was_weight")
+        was_layer = delay(m, layer, lat + 1, "was_layer")
+        reg_late = delay(m, reg_rdata, lat, "reg_rdata")
+        weight_rdata = Array(picked)[was_layer]
         m.d.sync += bus.rdata.eq(Mux(was_weight, weight_rdata, reg_late))  # sign-extends w
 
 

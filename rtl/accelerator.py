@@ -619,7 +619,7 @@ class Accelerator(wiring.Component):
             with m.If(core.events.valid & core.events.ready):
                 m.d.sync += events[l].eq(events[l] + 1)
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 m.d.comb += self.pixels.ready.eq(1)
                 with m.If(self.pixels.valid):
@@ -688,6 +688,9 @@ class Accelerator(wiring.Component):
                 m.d.comb += self.result.valid.eq(1)
                 with m.If(self.result.ready):
                     m.next = "IDLE"
+        # one-hot, so that every state test is one bit (yosys keeps the binary code Amaranth
+        # picks otherwise: it does not recode a register with an initial value)
+        fsm.state.attrs["fsm_encoding"] = "one-hot"
         return thresholds, busy
 
     def _training_states(self, m: Module, busy: Signal) -> None:

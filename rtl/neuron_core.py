@@ -211,7 +211,7 @@ class NeuronCore(wiring.Component):
         m = Module()
         p, nb, ne, lat = self._lanes, self._blocks, self.event_cycles, self.READ_LATENCY
         m.submodules.weights = wmem = BankedMemory(
-            data.ArrayLayout(signed(self._weight_bits), p), max(self.depth, 2), p, init=self._init
+            signed(self._weight_bits), max(self.depth, 2), p, init=self._init
         )
         m.submodules.membranes = vmem = Memory(
             shape=data.ArrayLayout(signed(self.acc_bits), p), depth=max(nb, 2), init=[]

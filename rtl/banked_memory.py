@@ -14,9 +14,9 @@ into one more register.
 
 Read latency :data:`BankedMemory.READ_LATENCY` = 4 (address, bank read,
 bank register, OR register); a write lands one cycle after it is presented
-(the bank registers). Reads and writes of different words may go on in the
-same cycle; a read of a word written fewer than two cycles before returns
-the old value (the accelerator never does that).
+(the bank registers). A read sees every write presented in an earlier
+cycle, not one presented in the same cycle (the accelerator never reads a
+word it writes in the same cycle).
 """
 
 from __future__ import annotations

@@ -6,15 +6,15 @@ default config) takes 50-odd ECP5 block RAMs spread over the die. As one
 them, and its read data a 13-way multiplexer fed from all of them: single
 routes of 13-18 ns in nextpnr, and the router's worst congestion where the
 1,664 data wires met (docs/fpga.md, *Timing*). Here every lane is its own
-column of banks (1024 x 16 bits each, one block RAM), every bank has its own
-address, write-data and enable registers, loaded only when the access is for
-that bank (so synthesis cannot merge the copies), its read data is
-registered and zeroed unless selected, and a lane's banks are OR-ed together
-into one more register.
+column of banks (1024 x 16 bits each, one block RAM) with its own port
+registers; every bank has its own address, write-data and enable registers,
+loaded only when the access is for that bank (so synthesis cannot merge the
+copies); its read data is registered and zeroed unless selected; and a
+lane's banks are OR-ed together into one more register.
 
-Read latency :data:`BankedMemory.READ_LATENCY` = 4 (address, bank read,
-bank register, OR register); a write lands one cycle after it is presented
-(the bank registers). A read sees every write presented in an earlier
+Read latency :data:`BankedMemory.READ_LATENCY` = 5 (lane and bank address
+registers, bank read, bank register, OR register); a write lands two cycles
+after it is presented (the lane and bank registers). A read sees every write presented in an earlier
 cycle, not one presented in the same cycle (the accelerator never reads a
 word it writes in the same cycle).
 """
@@ -51,9 +51,9 @@ class BankedMemory(wiring.Component):
         Per-lane write enables.
     """
 
-    #: Cycles from ``raddr`` to ``rdata``: bank address register, block RAM, bank data
-    #: register, OR register.
-    READ_LATENCY = 4
+    #: Cycles from ``raddr`` to ``rdata``: lane and bank address registers, block RAM,
+    #: bank data register, OR register.
+    READ_LATENCY = 5
 
     def __init__(
         self,
@@ -94,9 +94,15 @@ class BankedMemory(wiring.Component):
         m = Module()
         bw, n_banks = self._bank_words, self.banks
         low = ceil_log2(bw)
-        r_bank = delay(m, self.raddr >> low, 2, "r_bank")  # the bank of the read at its data
-        w_bank, r_bank_now = self.waddr >> low, self.raddr >> low
+        r_bank = delay(m, self.raddr >> low, 3, "r_bank")  # the bank of the read at its data
         for j in range(self._lanes):
+            # one register per lane between the ports and the lane's banks: two levels of
+            # fan-out (lanes, then banks) instead of one net to every bank
+            raddr = delay(m, self.raddr, 1, f"raddr{j}")
+            waddr = delay(m, self.waddr, 1, f"waddr{j}")
+            wdata = delay(m, self.wdata[j], 1, f"wdata{j}")
+            wen = delay(m, self.wen[j], 1, f"wen{j}")
+            w_bank, r_bank_now = waddr >> low, raddr >> low
             lane_init = [word[j] for word in self._init]
             outs = []
             for b in range(n_banks):
@@ -113,11 +119,11 @@ class BankedMemory(wiring.Component):
                 we = Signal(name=f"wen{j}_{b}")
                 ra = Signal(range(max(size, 2)), name=f"raddr{j}_{b}")
                 hit_w = w_bank == b if n_banks > 1 else Const(1)
-                m.d.sync += we.eq(hit_w & self.wen[j])
-                with m.If(hit_w & self.wen[j]):
-                    m.d.sync += [wa.eq(self.waddr[:low]), wd.eq(self.wdata[j])]
+                m.d.sync += we.eq(hit_w & wen)
+                with m.If(hit_w & wen):
+                    m.d.sync += [wa.eq(waddr[:low]), wd.eq(wdata)]
                 with m.If(r_bank_now == b if n_banks > 1 else Const(1)):
-                    m.d.sync += ra.eq(self.raddr[:low])
+                    m.d.sync += ra.eq(raddr[:low])
                 m.d.comb += [wr.addr.eq(wa), wr.data.eq(wd), wr.en.eq(we), rd.addr.eq(ra)]
                 q = Signal.like(rd.data, name=f"rdata{j}_{b}")
                 m.d.sync += q.eq(Mux(r_bank == b if n_banks > 1 else Const(1), rd.data, 0))

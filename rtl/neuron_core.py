@@ -13,10 +13,10 @@ Memories (``B = ceil(n_out / lanes)`` blocks of ``lanes`` neurons):
   and the order of input events does not matter (as the spec requires).
 
 Operations, each a pass through a pipeline: stage 0 issues the weight read
-(a :class:`~rtl.banked_memory.BankedMemory`, 4 cycles to a registered word);
-the membrane read follows two stages later, so both meet in stage 4, which
-computes one carry chain per lane into registers; stage 5 decays and writes
-back. The membrane read port is transparent to the write port, and an event
+(a :class:`~rtl.banked_memory.BankedMemory`, ``READ_LATENCY`` = 5 cycles to a
+registered word); the membrane read follows three stages later, so both meet
+in stage 5, which computes one carry chain per lane into registers; stage 6
+decays and writes back. The membrane read port is transparent to the write port, and an event
 takes ``max(B, 3)`` cycles (bubbles when ``B < 3``), so a read never misses a
 write-back still in flight:
 

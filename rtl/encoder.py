@@ -57,8 +57,9 @@ class Encoder(wiring.Component):
         Spike of each lane; padding lanes beyond ``n`` never fire.
     """
 
-    #: Cycles from reading a word to its spikes (register the memories, compute, register).
-    STAGES = 3
+    #: Cycles from reading a word to its spikes: register the memories, add, fire and
+    #: subtract, register.
+    STAGES = 4
 
     def __init__(self, n: int, lanes: int) -> None:
         self._n = check_int("n", n, 1)
@@ -116,12 +117,14 @@ class Encoder(wiring.Component):
         running = Signal()
         word = Signal(index_shape(self._words))
         first = Signal()
-        s1_valid, s2_valid = Signal(), Signal()
-        s1_word, s2_word = Signal(index_shape(self._words)), Signal(index_shape(self._words))
+        s1_valid, s2_valid, s3_valid = Signal(), Signal(), Signal()
+        s1_word, s2_word, s3_word = (
+            Signal(index_shape(self._words), name=f"s{k}_word") for k in (1, 2, 3)
+        )
         m.d.comb += [
             pix_r.addr.eq(word),
             acc_r.addr.eq(word),
-            self.busy.eq(running | s1_valid | s2_valid | self.spk_valid),
+            self.busy.eq(running | s1_valid | s2_valid | s3_valid | self.spk_valid),
         ]
         m.d.sync += [s1_valid.eq(running), s1_word.eq(word), s2_valid.eq(s1_valid)]
         m.d.sync += s2_word.eq(s1_word)
@@ -138,18 +141,23 @@ class Encoder(wiring.Component):
         keep = Cat(self.keep, Const(0, self._words * p - self._n)).word_select(s1_word, p)
         m.d.sync += [pix2.eq(pix_r.data), acc2.eq(acc_r.data), keep2.eq(keep)]
 
-        # stage 2: a <- a + x; fire at 255; subtract; the spikes leave through registers
-        # (each spike bit fans out to the spike vectors and T slots of the train memory)
+        # stage 2: a <- a + x (registered); stage 3: fire at 255, subtract and write back;
+        # the spikes leave through registers (each spike bit fans out to the spike vectors
+        # and T slots of the train memory)
+        a3 = Signal(data.ArrayLayout(unsigned(ACC_BITS), p), name="s3_a")
+        keep3 = Signal(p, name="s3_keep")
+        m.d.sync += [a3[j].eq(Mux(first, 0, acc2[j]) + pix2[j]) for j in range(p)]
+        m.d.sync += keep3.eq(keep2)
+        m.d.sync += [s3_valid.eq(s2_valid), s3_word.eq(s2_word)]
         fires = []
         for j in range(p):
-            a = Mux(first, 0, acc2[j]) + pix2[j]
-            fire = a >= PIXEL_FULL
-            m.d.comb += acc_w.data[j].eq(a - Mux(fire, PIXEL_FULL, 0))
-            fires.append(fire & keep2[j])
-        m.d.comb += [acc_w.addr.eq(s2_word), acc_w.en.eq(s2_valid)]
+            fire = a3[j] >= PIXEL_FULL
+            m.d.comb += acc_w.data[j].eq(a3[j] - Mux(fire, PIXEL_FULL, 0))
+            fires.append(fire & keep3[j])
+        m.d.comb += [acc_w.addr.eq(s3_word), acc_w.en.eq(s3_valid)]
         m.d.sync += [
-            self.spk_valid.eq(s2_valid),
-            self.spk_word.eq(s2_word),
+            self.spk_valid.eq(s3_valid),
+            self.spk_word.eq(s3_word),
             self.spk_bits.eq(Cat(*fires)),
         ]
         return m

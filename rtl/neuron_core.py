@@ -76,7 +76,8 @@ class NeuronCore(wiring.Component):
         No event, pass or pipeline stage in flight.
     threshold : In(signed(membrane_bits))
         Firing threshold and reset amount; must be > 0 (the accelerator's
-        register refuses other values).
+        register refuses other values) and hold still from two cycles before a
+        fire pass (the core keeps a registered copy).
     keep : In(n_out)
         Dropout keep mask (all ones in inference): a dropped neuron neither
         fires nor resets, but decays and integrates.
@@ -303,13 +304,15 @@ class NeuronCore(wiring.Component):
 
         ``v_sat >= thr`` equals ``v >= thr`` (``lo < 0 < thr <= hi``), the sign of
         ``v - thr``; the reset value is picked from ``v - thr``, ``v``, the rails
-        and ``hi - thr``, all computed side by side instead of in series.
+        and ``hi - thr``, all computed side by side instead of in series. The
+        threshold is copied into the core (it only changes between samples) and
+        ``hi - thr`` registered; saturation reads the bits above the membrane's sign.
         """
-        p = self._lanes
-        lo, hi = signed_range(self._membrane_bits)
-        thr = self.threshold
-        hi_minus_thr = Signal(signed(self._membrane_bits))
-        m.d.comb += hi_minus_thr.eq(hi - thr)
+        p, mb = self._lanes, self._membrane_bits
+        lo, hi = signed_range(mb)
+        thr = Signal(signed(mb), name="thr")
+        hi_minus_thr = Signal(signed(mb))
+        m.d.sync += [thr.eq(self.threshold), hi_minus_thr.eq(hi - thr)]
         self._sum = Signal(data.ArrayLayout(signed(self.acc_bits), p), name="s3_sum")
         self._reset = Signal(data.ArrayLayout(signed(self._membrane_bits), p), name="s3_reset")
         spikes = Signal(p, name="s3_spikes")
@@ -318,9 +321,9 @@ class NeuronCore(wiring.Component):
             minus = Signal(signed(self.acc_bits + 1), name=f"v_minus_thr{j}")
             m.d.comb += minus.eq(vj - thr)
             fire = ~minus[-1] & keep[j]
-            reset = Mux(
-                vj > hi, Mux(keep[j], hi_minus_thr, hi), Mux(vj < lo, lo, Mux(fire, minus, vj))
-            )
+            top = vj[mb - 1 :]  # all zeros or all ones inside [lo, hi]
+            over, under = ~vj[-1] & top.any(), vj[-1] & ~top.all()
+            reset = Mux(over, Mux(keep[j], hi_minus_thr, hi), Mux(under, lo, Mux(fire, minus, vj)))
             m.d.sync += [self._sum[j].eq(vj + w[j]), self._reset[j].eq(reset)]
             m.d.sync += spikes[j].eq(fire & firing)
         m.d.comb += [self.out_spikes.eq(spikes), self.out_membrane.eq(self._reset)]

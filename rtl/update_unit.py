@@ -78,6 +78,8 @@ class UpdateUnit(wiring.Component):
     TRACE_STEPS_PER_CYCLE = 2
     #: Levels of the STDP adder tree per cycle.
     TREE_LEVELS_PER_CYCLE = 2
+    #: Levels of the (wider, 45-bit) shift-and-add product tree per cycle.
+    PRODUCT_LEVELS_PER_CYCLE = 1
 
     def __init__(
         self,
@@ -156,7 +158,7 @@ class UpdateUnit(wiring.Component):
     @property
     def multiply_cycles(self) -> int:
         """Cycles of ``(lr_int * acc + rnd) >> lr_shift``: the shift-and-add tree, + rnd."""
-        return tree_stages(self.acc_bits, self.TREE_LEVELS_PER_CYCLE) + 1
+        return tree_stages(self.acc_bits, self.PRODUCT_LEVELS_PER_CYCLE) + 1
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -240,8 +242,8 @@ class UpdateUnit(wiring.Component):
         else:
             rnd = 0
         terms = [Mux(acc[b], self._lr[j] << b, 0) for b in range(self.acc_bits)]
-        prod = adder_tree(m, terms, self.TREE_LEVELS_PER_CYCLE, f"prod{j}")
-        tree = tree_stages(self.acc_bits, self.TREE_LEVELS_PER_CYCLE)
+        prod = adder_tree(m, terms, self.PRODUCT_LEVELS_PER_CYCLE, f"prod{j}")
+        tree = tree_stages(self.acc_bits, self.PRODUCT_LEVELS_PER_CYCLE)
         rnd_reg = delay(m, Const(0, shift) + rnd, tree, f"rnd{j}")
         mag = Signal(unsigned(32 + self.acc_bits + 1 - shift), name=f"mag{j}")
         m.d.sync += mag.eq((prod + rnd_reg) >> shift)

@@ -87,7 +87,7 @@ def test_latency_counts_the_stages() -> None:
     """T = 20: 5 tree levels in 3 cycles; lane select, then traces in 10 cycles (2 steps each)."""
     dut = UpdateUnit.for_config(load_config())
     assert dut.load_cycles == 1 + 10
-    assert dut.multiply_cycles == 2 + 1, "13-bit acc: 13 terms, 4 levels in 2 cycles, + rnd"
+    assert dut.multiply_cycles == 4 + 1, "13-bit acc: 13 terms, 4 levels, one per cycle, + rnd"
     assert dut.latency == 3 + dut.multiply_cycles + 1
 
 

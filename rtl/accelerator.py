@@ -499,11 +499,13 @@ class Accelerator(wiring.Component):
         # register and registered, so that the sequencer and the unit start from registers
         self._row_train, self._row_silent = [], []
         for l in range(n_layers):
-            seen = Cat(*(self._lane_train(self._train_q[l], j) for j in range(p)))
-            train = seen.word_select(t.row_lane, c.tsteps)
-            train = train if l == 0 else Cat(Const(0, 1), train[:-1])
+            trains = [self._lane_train(self._train_q[l], j) for j in range(p)]
+            if l > 0:
+                trains = [Cat(Const(0, 1), x[:-1]) for x in trains]
+            train = Cat(*trains).word_select(t.row_lane, c.tsteps)
+            spiked = Cat(*(x.any() for x in trains))  # per lane first, then the lane pick
             self._row_train.append(delay(m, train, 1, f"row_train{l}"))
-            self._row_silent.append(delay(m, train == 0, 1, f"silent{l}"))
+            self._row_silent.append(delay(m, ~spiked.bit_select(t.row_lane, 1), 1, f"silent{l}"))
         su_mac = [delay(m, x, at_unit, f"su_mac{l}") for l, x in enumerate(s1_mac)]
         su_upd = [delay(m, x, at_unit, f"su_upd{l}") for l, x in enumerate(s1_upd)]
         trains = [delay(m, q, at_unit - 1, f"trains_u{j}") for j, q in enumerate(self._train_q)]

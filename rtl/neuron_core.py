@@ -32,7 +32,7 @@ write-back still in flight:
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -292,7 +292,8 @@ class NeuronCore(wiring.Component):
             with m.If(last[0]):
                 m.d.comb += v_wr.data[j].eq(self._sum[j])
             with m.Elif(last[1]):
-                reset = self._reset[j]
+                reset = Signal(signed(self._membrane_bits), name=f"reset{j}")
+                m.d.comb += reset.eq(self._reset_value(j))
                 m.d.comb += v_wr.data[j].eq(reset - (reset >> self._decay_shift))
             # clear: data stays 0
         return m
@@ -300,30 +301,47 @@ class NeuronCore(wiring.Component):
     def _compute(
         self, m: Module, v: data.ArrayView, w: data.ArrayView, keep: Signal, firing: Signal
     ) -> None:
-        """Accumulate ``v + w``, or saturate, fire and reset: one carry chain per lane.
+        """Accumulate ``v + w``, or the fire decision: one carry chain per lane, registered.
 
         ``v_sat >= thr`` equals ``v >= thr`` (``lo < 0 < thr <= hi``), the sign of
-        ``v - thr``; the reset value is picked from ``v - thr``, ``v``, the rails
-        and ``hi - thr``, all computed side by side instead of in series. The
-        threshold is copied into the core (it only changes between samples) and
-        ``hi - thr`` registered; saturation reads the bits above the membrane's sign.
+        ``v - thr``; saturation reads the bits above the membrane's sign. The
+        registers hold ``v``, ``v - thr`` and the flags; the write-back stage picks
+        the reset value among ``v - thr``, ``v``, the rails and ``hi - thr``
+        (:meth:`_reset_value`) and decays it. The threshold is copied into the core
+        (it only changes between samples) and ``hi - thr`` registered.
         """
         p, mb = self._lanes, self._membrane_bits
-        lo, hi = signed_range(mb)
+        hi = signed_range(mb)[1]
         thr = Signal(signed(mb), name="thr")
-        hi_minus_thr = Signal(signed(mb))
-        m.d.sync += [thr.eq(self.threshold), hi_minus_thr.eq(hi - thr)]
-        self._sum = Signal(data.ArrayLayout(signed(self.acc_bits), p), name="s3_sum")
-        self._reset = Signal(data.ArrayLayout(signed(self._membrane_bits), p), name="s3_reset")
-        spikes = Signal(p, name="s3_spikes")
+        self._hi_minus_thr = Signal(signed(mb), name="hi_minus_thr")
+        m.d.sync += [thr.eq(self.threshold), self._hi_minus_thr.eq(hi - thr)]
+        self._sum = Signal(data.ArrayLayout(signed(self.acc_bits), p), name="s_sum")
+        self._v = Signal(data.ArrayLayout(signed(self.acc_bits), p), name="s_v2")
+        self._minus = Signal(data.ArrayLayout(signed(self.acc_bits + 1), p), name="s_minus")
+        self._flags = Signal(data.ArrayLayout(4, p), name="s_flags")  # over, under, fire, keep
+        spikes = Signal(p, name="s_spikes")
         for j in range(p):
             vj = v[j]
-            minus = Signal(signed(self.acc_bits + 1), name=f"v_minus_thr{j}")
-            m.d.comb += minus.eq(vj - thr)
+            minus = vj - thr
             fire = ~minus[-1] & keep[j]
             top = vj[mb - 1 :]  # all zeros or all ones inside [lo, hi]
             over, under = ~vj[-1] & top.any(), vj[-1] & ~top.all()
-            reset = Mux(over, Mux(keep[j], hi_minus_thr, hi), Mux(under, lo, Mux(fire, minus, vj)))
-            m.d.sync += [self._sum[j].eq(vj + w[j]), self._reset[j].eq(reset)]
-            m.d.sync += spikes[j].eq(fire & firing)
-        m.d.comb += [self.out_spikes.eq(spikes), self.out_membrane.eq(self._reset)]
+            m.d.sync += [
+                self._sum[j].eq(vj + w[j]),
+                self._v[j].eq(vj),
+                self._minus[j].eq(minus),
+                self._flags[j].eq(Cat(over, under, fire, keep[j])),
+                spikes[j].eq(fire & firing),
+            ]
+        m.d.comb += self.out_spikes.eq(spikes)
+        m.d.comb += [self.out_membrane[j].eq(self._reset_value(j)) for j in range(p)]
+
+    def _reset_value(self, j: int) -> Value:
+        """Lane ``j``'s membrane after saturation and reset, from the registered decision."""
+        lo, hi = signed_range(self._membrane_bits)
+        over, under, fire, keep = (self._flags[j][k] for k in range(4))
+        return Mux(
+            over,
+            Mux(keep, self._hi_minus_thr, hi),
+            Mux(under, lo, Mux(fire, self._minus[j], self._v[j])),
+        )

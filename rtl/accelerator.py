@@ -602,6 +602,10 @@ class Accelerator(wiring.Component):
         self._cycles_upd = Signal(DATA_BITS)
         pix_word = Signal(index_shape(enc.words))
         pix_lane = Signal(index_shape(self._lanes))
+        # the pixel index, and whether it is the sample's last, kept in registers so that
+        # the sample start (which clears counters) hangs off one flip-flop
+        pix_next = Signal(range(c.layers[0] + 1))
+        last_pixel = Signal(init=c.layers[0] == 1)
         phase = self._phase
         fired = Signal(n_layers)
         k = Signal(range(n_cls))
@@ -626,14 +630,18 @@ class Accelerator(wiring.Component):
                 m.d.comb += self.pixels.ready.eq(1)
                 with m.If(self.pixels.valid):
                     m.d.comb += enc.pix_we.eq(1)
-                    m.d.sync += pix_lane.eq(pix_lane + 1)
+                    m.d.sync += [pix_lane.eq(pix_lane + 1), pix_next.eq(pix_next + 1)]
                     with m.If(pix_lane == self._lanes - 1):
                         m.d.sync += [pix_lane.eq(0), pix_word.eq(pix_word + 1)]
-                    with m.If(pix_word * self._lanes + pix_lane == c.layers[0] - 1):
-                        m.d.sync += [pix_lane.eq(0), pix_word.eq(0), phase.eq(0)]
+                    m.d.sync += last_pixel.eq(pix_next == c.layers[0] - 2)  # the next one is
+                    with m.If(last_pixel):
+                        m.d.sync += [pix_lane.eq(0), pix_word.eq(0), pix_next.eq(0), phase.eq(0)]
+                        m.d.sync += last_pixel.eq(c.layers[0] == 1)
                         m.d.sync += [cycles.eq(0), *[e.eq(0) for e in events]]
                         m.d.sync += [cnt.eq(0) for cnt in counts]
-                        m.d.sync += [v.eq(0) for pair in vectors for v in pair]
+                        # layer l > 0 sees no spikes at t = 0: the cores' vectors start at 0
+                        # (the encoder writes all of its vector in phase 0)
+                        m.d.sync += [work.eq(0) for work, _ in vectors[1:]]
                         m.d.sync += [self._cycles_bwd.eq(0), self._cycles_upd.eq(0)]
                         if self._training:
                             with m.If(self._mode == Mode.TRAINING):

@@ -150,10 +150,11 @@ class UpdateUnit(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from ``word_valid`` to ``out_valid``: the tree, the product, the
-        gated and saturated sum (registered, so the write-back starts at a register)."""
+        """Cycles from ``word_valid`` to ``out_valid``: the tree, the product, the sums
+        ``w_old +- mag``, the gated and saturated pick (registered, so the write-back
+        starts at a register)."""
         tree = tree_stages(self._tsteps, self.TREE_LEVELS_PER_CYCLE)
-        return tree + self.multiply_cycles + 1
+        return tree + self.multiply_cycles + 2
 
     @property
     def multiply_cycles(self) -> int:
@@ -187,16 +188,22 @@ class UpdateUnit(wiring.Component):
         post = self.post
         tree = tree_stages(self._tsteps, self.TREE_LEVELS_PER_CYCLE)
         weyl_m1 = delay(m, base, tree, "weyl")  # the word's Weyl base, at the multiply
-        gate = delay(m, self.gate, self.latency - 1, "gate")
-        w_old = delay(m, self.w_old, self.latency - 1, "w_old")
+        gate = delay(m, self.gate, self.latency - 2, "gate")
+        w_old = delay(m, self.w_old, self.latency - 2, "w_old")
         m.d.comb += self.out_valid.eq(delay(m, self.word_valid, self.latency, "valid"))
         for j in range(p):
             terms = [Mux(post[j][t], traces[t], 0) for t in range(self._tsteps)]
             acc = adder_tree(m, terms, self.TREE_LEVELS_PER_CYCLE, f"acc{j}")
             mag = self._multiply(m, j, acc, weyl_m1)
-            new = Mux(gate[j] < 0, w_old[j] - mag, w_old[j] + mag)
-            new = clamp(Mux(gate[j] == 0, w_old[j], new), self._weight_bits)
-            m.d.sync += self.w_new[j].eq(new)
+            # both sums side by side, registered with the gate and w_old; then the pick
+            up, down = (
+                Signal.like(w_old[j] + mag, name=f"up{j}"),
+                Signal.like(w_old[j] - mag, name=f"down{j}"),
+            )
+            m.d.sync += [up.eq(w_old[j] + mag), down.eq(w_old[j] - mag)]
+            g, w = delay(m, gate[j], 1, f"gate{j}"), delay(m, w_old[j], 1, f"w_old{j}")
+            new = Mux(g == 0, w, Mux(g < 0, down, up))
+            m.d.sync += self.w_new[j].eq(clamp(new, self._weight_bits))
         return m
 
     def _traces(self, m: Module) -> data.View:

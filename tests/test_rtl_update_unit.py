@@ -88,7 +88,7 @@ def test_latency_counts_the_stages() -> None:
     dut = UpdateUnit.for_config(load_config())
     assert dut.load_cycles == 1 + 10
     assert dut.multiply_cycles == 4 + 1, "13-bit acc: 13 terms, 4 levels, one per cycle, + rnd"
-    assert dut.latency == 3 + dut.multiply_cycles + 1
+    assert dut.latency == 3 + dut.multiply_cycles + 2
 
 
 def _case(cfg: Config, case: str, seed: int) -> None:

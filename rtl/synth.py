@@ -92,6 +92,7 @@ class Device:
     io_pins: int
     resources: dict[str, int]
     default_freq: float
+    clock_pin: str  # a pin with a path to the global clock network (a board's clock input)
 
 
 DEVICES: dict[tuple[str, str], Device] = {
@@ -104,6 +105,7 @@ DEVICES: dict[tuple[str, str], Device] = {
         io_pins=197,
         resources={"luts": 24288, "ffs": 24288, "bram": 56, "dsp": 28},
         default_freq=100.0,
+        clock_pin="P6",
     ),
     ("ecp5", "45k"): Device(
         target="ecp5",
@@ -114,6 +116,7 @@ DEVICES: dict[tuple[str, str], Device] = {
         io_pins=203,
         resources={"luts": 43848, "ffs": 43848, "bram": 108, "dsp": 72},
         default_freq=100.0,
+        clock_pin="G2",
     ),
     ("ecp5", "85k"): Device(
         target="ecp5",
@@ -124,6 +127,7 @@ DEVICES: dict[tuple[str, str], Device] = {
         io_pins=205,
         resources={"luts": 83640, "ffs": 83640, "bram": 208, "dsp": 156},
         default_freq=100.0,
+        clock_pin="G2",
     ),
     ("ice40", "up5k"): Device(
         target="ice40",
@@ -134,6 +138,7 @@ DEVICES: dict[tuple[str, str], Device] = {
         io_pins=39,
         resources={"luts": 5280, "ffs": 5280, "bram": 30, "spram": 4, "dsp": 8},
         default_freq=24.0,
+        clock_pin="35",
     ),
 }
 DEFAULT_DEVICE = {"ecp5": "85k", "ice40": "up5k"}
@@ -576,11 +581,29 @@ def synthesise(
     return result
 
 
+def _pin_constraints(device: Device) -> tuple[str, str]:
+    """(file name, text) placing ``clk`` on the device's clock pin; every other port floats.
+
+    Why: with no constraint at all nextpnr may put ``clk`` on a pad with no path to
+    the global clock network and then fail to route it (seen on the LFE5U-85F).
+    The pins are those of common boards (ULX3S and Colorlight 5A-75B for ECP5,
+    iCEBreaker for the UP5K).
+    """
+    if device.target == "ecp5":
+        text = f'LOCATE COMP "clk" SITE "{device.clock_pin}";\nIOBUF PORT "clk" IO_TYPE=LVCMOS33;\n'
+        return "pins.lpf", text
+    return "pins.pcf", f"set_io clk {device.clock_pin}\n"
+
+
 def _nextpnr(device: Device, freq: float, seed: int, out: Path) -> None:
     """Place and route ``out/netlist.json``; FitError if nextpnr runs out of a bel type."""
-    allow = "--lpf-allow-unconstrained" if device.target == "ecp5" else "--pcf-allow-unconstrained"
+    name, text = _pin_constraints(device)
+    (out / name).write_text(text)
+    kind = "lpf" if device.target == "ecp5" else "pcf"
     args = [
         *device.nextpnr_args,
+        f"--{kind}",
+        name,
         "--json",
         "netlist.json",
         "--report",
@@ -592,7 +615,7 @@ def _nextpnr(device: Device, freq: float, seed: int, out: Path) -> None:
         "--router",
         "router2",  # converges in minutes where router1 took 21 (docs/fpga.md)
         "--timing-allow-fail",
-        allow,
+        f"--{kind}-allow-unconstrained",
     ]
     log = out / "nextpnr.log"
     try:

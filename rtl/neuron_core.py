@@ -41,6 +41,7 @@ from desire.config import Config
 from golden.fixed import constants, signed_range
 from rtl import check_int, index_shape
 from rtl.banked_memory import BankedMemory
+from rtl.pipeline import delay
 
 __all__ = ["NeuronCore", "weight_rows"]
 
@@ -196,11 +197,12 @@ class NeuronCore(wiring.Component):
 
     #: Cycles from a membrane read to its write-back; an accumulate may read a block
     #: again only this many cycles after reading it.
-    WRITE_DISTANCE = 3
+    WRITE_DISTANCE = 4
     #: Cycles from a weight read to its word, registered (:class:`BankedMemory`).
     READ_LATENCY = BankedMemory.READ_LATENCY
-    #: Pipeline stages after the issue: the weight read, then compute and write-back.
-    STAGES = READ_LATENCY + 1
+    #: Pipeline stages after the issue: the weight read, then compute, reset value and
+    #: write-back.
+    STAGES = READ_LATENCY + 2
 
     @property
     def event_cycles(self) -> int:
@@ -279,22 +281,28 @@ class NeuronCore(wiring.Component):
         keep = Signal(p, name="s_keep")
         keep_all = Cat(self.keep, Const(0, pad))
         m.d.sync += [v.eq(v_rd.data), keep.eq(keep_all.word_select(blocks[lat - 2], p))]
-        # stage lat: one carry chain per lane; stage lat + 1: decay (fire) and write-back
+        # stage lat: one carry chain per lane; lat + 1: pick the reset value (registered);
+        # lat + 2: decay (fire) and write-back
         self._compute(m, v, wmem.rdata, keep, ops[lat - 1][1])
-        last = ops[lat]
+        reset = Signal(data.ArrayLayout(signed(self._membrane_bits), p), name="s_reset")
+        m.d.sync += [reset[j].eq(self._reset_value(j)) for j in range(p)]
+        total = delay(m, self._sum, 1, "s_sum")
         m.d.comb += [
-            v_wr.addr.eq(blocks[lat]),
+            self.out_membrane.eq(reset),
+            self.out_spikes.eq(delay(m, self._spikes, 1, "spk")),
+        ]
+        last = ops[lat + 1]
+        m.d.comb += [
+            v_wr.addr.eq(blocks[lat + 1]),
             v_wr.en.eq(Cat(*last).any()),
             self.out_valid.eq(last[1]),
-            self.out_block.eq(blocks[lat]),
+            self.out_block.eq(blocks[lat + 1]),
         ]
         for j in range(p):
             with m.If(last[0]):
-                m.d.comb += v_wr.data[j].eq(self._sum[j])
+                m.d.comb += v_wr.data[j].eq(total[j])
             with m.Elif(last[1]):
-                reset = Signal(signed(self._membrane_bits), name=f"reset{j}")
-                m.d.comb += reset.eq(self._reset_value(j))
-                m.d.comb += v_wr.data[j].eq(reset - (reset >> self._decay_shift))
+                m.d.comb += v_wr.data[j].eq(reset[j] - (reset[j] >> self._decay_shift))
             # clear: data stays 0
         return m
 
@@ -333,8 +341,7 @@ class NeuronCore(wiring.Component):
                 self._flags[j].eq(Cat(over, under, fire, keep[j])),
                 spikes[j].eq(fire & firing),
             ]
-        m.d.comb += self.out_spikes.eq(spikes)
-        m.d.comb += [self.out_membrane[j].eq(self._reset_value(j)) for j in range(p)]
+        self._spikes = spikes
 
     def _reset_value(self, j: int) -> Value:
         """Lane ``j``'s membrane after saturation and reset, from the registered decision."""

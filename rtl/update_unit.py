@@ -76,8 +76,8 @@ class UpdateUnit(wiring.Component):
 
     #: Trace steps computed per cycle after ``row_load`` (each: subtract, add).
     TRACE_STEPS_PER_CYCLE = 2
-    #: Levels of the STDP adder tree per cycle.
-    TREE_LEVELS_PER_CYCLE = 2
+    #: Levels of the STDP adder tree per cycle (its inputs are multiplexed by layer).
+    TREE_LEVELS_PER_CYCLE = 1
     #: Levels of the (wider, 45-bit) shift-and-add product tree per cycle.
     PRODUCT_LEVELS_PER_CYCLE = 1
 

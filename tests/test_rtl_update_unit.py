@@ -84,11 +84,12 @@ def _simulate(
 
 
 def test_latency_counts_the_stages() -> None:
-    """T = 20: 5 tree levels in 3 cycles; lane select, then traces in 10 cycles (2 steps each)."""
+    """T = 20: 5 tree levels, one per cycle; the train register, then traces in 10 cycles
+    (2 steps each); the product: 13 terms, 4 levels, one per cycle, + rnd."""
     dut = UpdateUnit.for_config(load_config())
     assert dut.load_cycles == 1 + 10
-    assert dut.multiply_cycles == 4 + 1, "13-bit acc: 13 terms, 4 levels, one per cycle, + rnd"
-    assert dut.latency == 3 + dut.multiply_cycles + 2
+    assert dut.multiply_cycles == 4 + 1
+    assert dut.latency == 5 + dut.multiply_cycles + 2
 
 
 def _case(cfg: Config, case: str, seed: int) -> None:

@@ -166,13 +166,17 @@ class UpdateUnit(wiring.Component):
         p = self._lanes
         traces = self._traces(m)
         # the row's Weyl base waits in ``row_base`` for the row's first word, so that a
-        # row may be loaded while the last words of the one before are still coming in
+        # row may be loaded while the last words of the one before are still coming in;
+        # it lands there one cycle after ``row_load``, like the first traces, so that a
+        # row of one word, loaded one cycle before that word, keeps its own base
         row_base, weyl = Signal(32), Signal(32)
         base = Mux(self.word_first, row_base, weyl)  # this word's base
         with m.If(self.word_valid):
             m.d.sync += weyl.eq((base + (p * WEYL_STEP & MASK32))[:32])
-        with m.If(self.row_load):
-            m.d.sync += row_base.eq(self.row_rand)
+        base_load = delay(m, self.row_load, 1, "base_load")
+        row_rand = delay(m, self.row_rand, 1, "row_rand")
+        with m.If(base_load):
+            m.d.sync += row_base.eq(row_rand)
 
         # lr_int, copied lane to lane down a chain: each copy feeds one lane's acc_bits
         # terms instead of one register feeding them all (and a chain, unlike parallel

@@ -26,6 +26,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable
 
 SMALL = load_config().replace(network={"layers": (20, 12, 6), "tsteps": 6}, hardware={"lanes": 4})
 DEEP = load_config().replace(network={"layers": (9, 5, 7, 3), "tsteps": 8}, hardware={"lanes": 2})
+#: The output layer has one block: update rows of one word, loaded back to back.
+ONE_BLOCK = SMALL.replace(network={"layers": (12, 6, 3)})
 
 
 async def _write(ctx: SimulatorContext, dut: Accelerator, addr: int, value: int) -> None:
@@ -237,8 +239,8 @@ def _train_on_rtl(
 
 @pytest.mark.parametrize(
     ("cfg", "rounding"),
-    [(SMALL, "stochastic"), (DEEP, "stochastic"), (DEEP, "nearest")],
-    ids=["small", "deep", "deep-nearest"],
+    [(SMALL, "stochastic"), (DEEP, "stochastic"), (DEEP, "nearest"), (ONE_BLOCK, "stochastic")],
+    ids=["small", "deep", "deep-nearest", "one-block"],
 )
 def test_sim_training_matches_golden(cfg: Config, rounding: str) -> None:
     """Online training with dropout: counts, weights, PRNG states and cycles equal golden's."""

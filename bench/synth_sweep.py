@@ -6,7 +6,8 @@ Fmax move with it. Each point is a full ``rtl.synth`` run (yosys + nextpnr);
 points that do not fit are recorded with the overflowing resource instead of
 aborting the sweep.
 
-    python bench/synth_sweep.py --device 25k --out bench/results/synth_sweep.json
+    python bench/synth_sweep.py --device 85k --lanes 1 2 4 8 16 \
+        --out bench/results/synth_sweep_85k.json
 """
 
 from __future__ import annotations
@@ -39,12 +40,12 @@ def main() -> int:
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--config", help="TOML or JSON config file")
     src.add_argument("--preset", choices=sorted(PRESETS), default="default")
-    parser.add_argument("--device", choices=[k for t, k in DEVICES if t == "ecp5"], default="25k")
+    parser.add_argument("--device", choices=[k for t, k in DEVICES if t == "ecp5"], default="85k")
     parser.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--freq", type=float, default=100.0, help="clock target, MHz")
     parser.add_argument("--jobs", type=int, default=2, help="points run in parallel")
-    parser.add_argument("--build", type=Path, default=Path("build/synth_sweep"))
-    parser.add_argument("--out", type=Path, default=Path("bench/results/synth_sweep.json"))
+    parser.add_argument("--build", type=Path, default=Path("build/synth_sweep_85k"))
+    parser.add_argument("--out", type=Path, default=Path("bench/results/synth_sweep_85k.json"))
     args = parser.parse_args()
     work = [(args.config, args.preset, args.device, p, args.freq, args.build) for p in args.lanes]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             else "-",
         ),
         ("export", str(exp.path)),
-        ("verilog", ", ".join(str(v) for v in verilog)),
+        ("verilog", f"{verilog[0]} (+ {len(verilog) - 1} block modules beside it)"),
         ("plots", ", ".join(str(p) for p in plots)),
         ("wall time", f"{time.perf_counter() - t0:.0f} s"),
     ]

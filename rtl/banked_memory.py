@@ -8,9 +8,11 @@ routes of 13-18 ns in nextpnr, and the router's worst congestion where the
 1,664 data wires met (docs/fpga.md, *Timing*). Here every lane is its own
 column of banks (1024 x 16 bits each, one block RAM) with its own port
 registers; every bank has its own address, write-data and enable registers,
-loaded only when the access is for that bank (so synthesis cannot merge the
-copies); its read data is registered and zeroed unless selected; and a
-lane's banks are OR-ed together into one more register.
+loaded only when the access is for that bank; the copies are marked ``keep``
+(:data:`rtl.pipeline.KEEP`), since the lanes' read-address copies have equal
+inputs and synthesis would merge them back into one net to every bank; its
+read data is registered and zeroed unless selected; and a lane's banks are
+OR-ed together into one more register.
 
 Read latency :data:`BankedMemory.READ_LATENCY` = 5 (lane and bank address
 registers, bank read, bank register, OR register); a write lands two cycles
@@ -28,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from rtl import check_int, index_shape
-from rtl.pipeline import delay
+from rtl.pipeline import KEEP, delay
 
 __all__ = ["BankedMemory"]
 
@@ -98,8 +100,8 @@ class BankedMemory(wiring.Component):
         for j in range(self._lanes):
             # one register per lane between the ports and the lane's banks: two levels of
             # fan-out (lanes, then banks) instead of one net to every bank
-            raddr = delay(m, self.raddr, 1, f"raddr{j}")
-            waddr = delay(m, self.waddr, 1, f"waddr{j}")
+            raddr = delay(m, self.raddr, 1, f"raddr{j}", keep=True)
+            waddr = delay(m, self.waddr, 1, f"waddr{j}", keep=True)
             wdata = delay(m, self.wdata[j], 1, f"wdata{j}")
             wen = delay(m, self.wen[j], 1, f"wen{j}")
             w_bank, r_bank_now = waddr >> low, raddr >> low
@@ -114,10 +116,10 @@ class BankedMemory(wiring.Component):
                 )
                 m.submodules[f"lane{j}_bank{b}"] = mem
                 wr, rd = mem.write_port(), mem.read_port()
-                wa = Signal(range(max(size, 2)), name=f"waddr{j}_{b}")
+                wa = Signal(range(max(size, 2)), name=f"waddr{j}_{b}", attrs=KEEP)
                 wd = Signal(self._shape, name=f"wdata{j}_{b}")
                 we = Signal(name=f"wen{j}_{b}")
-                ra = Signal(range(max(size, 2)), name=f"raddr{j}_{b}")
+                ra = Signal(range(max(size, 2)), name=f"raddr{j}_{b}", attrs=KEEP)
                 hit_w = w_bank == b if n_banks > 1 else Const(1)
                 m.d.sync += we.eq(hit_w & wen)
                 with m.If(hit_w & wen):

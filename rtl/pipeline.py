@@ -12,10 +12,17 @@ from amaranth.hdl import Module, Mux, Signal, Value
 __all__ = ["adder_tree", "clamp", "delay", "tree_stages"]
 
 
-def delay(m: Module, value: Value, cycles: int, name: str) -> Value:
-    """``value`` delayed by ``cycles`` registers (``value`` itself for 0)."""
+#: Attributes of a register that copies another one to split its fan-out: yosys
+#: merges registers with equal inputs (``opt_merge``) unless the cell is marked
+#: ``keep``, and ``rtl.synth`` marks the register of every ``keep`` wire.
+KEEP = {"keep": 1}
+
+
+def delay(m: Module, value: Value, cycles: int, name: str, *, keep: bool = False) -> Value:
+    """``value`` delayed by ``cycles`` registers (``value`` itself for 0); ``keep``:
+    the registers are fan-out copies that synthesis must not merge (:data:`KEEP`)."""
     for k in range(cycles):
-        reg = Signal.like(value, name=f"{name}_d{k + 1}")
+        reg = Signal.like(value, name=f"{name}_d{k + 1}", attrs=KEEP if keep else {})
         m.d.sync += reg.eq(value)
         value = reg
     return value

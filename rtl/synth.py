@@ -201,7 +201,7 @@ def tools_available(target: str | None = None) -> bool:
     return all(shutil.which(n) for n in names)
 
 
-def _run(tool: str, args: list[str], cwd: Path, log: Path) -> None:
+def run_tool(tool: str, args: list[str], cwd: Path, log: Path) -> None:
     """Run a YoWASP tool in ``cwd``, its output to ``log``; SynthError naming the log on failure."""
     exe = shutil.which(tool)
     if exe is None:
@@ -466,7 +466,11 @@ def parse_nextpnr_report(report: dict[str, Any], target: str) -> dict[str, Any]:
 # ---------------------------------------------------------------- flow
 
 
-def _yosys_script(target: str, top: str, files: list[str]) -> str:
+#: yosys selection: the $dff cells that drive a wire with the ``keep`` attribute.
+_KEPT_REGISTERS = "w:* a:keep %i %ci1:+$dff[Q] t:$dff %i"
+
+
+def yosys_script(target: str, top: str, files: list[str]) -> str:
     """Script for yosys' flow of ``target``.
 
     iCE40: the default ``synth_ice40`` (abc9 LUT mapping), with ``-dsp`` so that
@@ -480,17 +484,23 @@ def _yosys_script(target: str, top: str, files: list[str]) -> str:
     unregistered paths are slow; and LUT mapping with ``abc`` instead of
     ``abc9``, whose reintegration step in yosys 0.70 fails an assertion
     (``abc_ops_reintegrate.cc:596``) on this netlist.
+
+    Both: registers marked ``keep`` in the RTL (fan-out copies) are not merged.
     """
     reads = "; ".join(f"read_verilog -sv {f}" for f in files)
+    flow = "synth_ice40 -dsp" if target == "ice40" else "synth_ecp5 -nodsp"
+    # registers on ``keep`` wires (rtl.pipeline.KEEP: fan-out copies) become ``keep``
+    # cells, which opt_merge leaves alone; proc must have made them cells first
+    keep = f"{flow} -top {top} -run :coarse; proc; setattr -set keep 1 {_KEPT_REGISTERS}"
     if target == "ice40":
-        synth = f"synth_ice40 -top {top} -dsp -json netlist.json"
+        synth = f"{flow} -top {top} -run coarse: -json netlist.json"
     else:
         synth = (
-            f"synth_ecp5 -top {top} -nodsp -run :map_luts; "
+            f"{flow} -top {top} -run coarse:map_luts; "
             "techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; clean; "
-            f"synth_ecp5 -top {top} -nodsp -run map_cells:; write_json netlist.json"
+            f"{flow} -top {top} -run map_cells:; write_json netlist.json"
         )
-    return f"{reads}; {synth}; tee -q -o stat.json stat -json"
+    return f"{reads}; {keep}; {synth}; tee -q -o stat.json stat -json"
 
 
 def synthesise(
@@ -534,8 +544,8 @@ def synthesise(
         files, top = [*files, f"{WRAPPER}.v"], WRAPPER
 
     t0 = time.monotonic()
-    (out / "synth.ys").write_text(_yosys_script(target, top, files) + "\n")
-    _run(TOOLS["yosys"], ["-q", "-l", "yosys.log", "-s", "synth.ys"], out, out / "yosys.out")
+    (out / "synth.ys").write_text(yosys_script(target, top, files) + "\n")
+    run_tool(TOOLS["yosys"], ["-q", "-l", "yosys.log", "-s", "synth.ys"], out, out / "yosys.out")
     times["yosys_s"] = time.monotonic() - t0
     cells = yosys_cells(json.loads((out / "stat.json").read_text()))
     used = cell_resources(target, cells)
@@ -619,7 +629,7 @@ def _nextpnr(device: Device, freq: float, seed: int, out: Path) -> None:
     ]
     log = out / "nextpnr.log"
     try:
-        _run(TOOLS[device.target], args, out, log)
+        run_tool(TOOLS[device.target], args, out, log)
     except SynthError as exc:
         text = log.read_text() if log.exists() else ""
         over = [

@@ -18,6 +18,7 @@ from desire.config import Config, load_config
 from rtl.synth import (
     DEVICES,
     TABLE_HEADER,
+    TOOLS,
     FitError,
     cell_resources,
     check_fit,
@@ -28,11 +29,13 @@ from rtl.synth import (
     memory_mapping,
     parse_nextpnr_report,
     parse_utilisation_log,
+    run_tool,
     synthesise,
     tools_available,
     top_ports,
     weight_memory_bits,
     yosys_cells,
+    yosys_script,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -246,3 +249,30 @@ def test_yosys_run_on_tiny_config(target: str, tmp_path: Path) -> None:
     assert sum(res["yosys_cells"].values()) > 0 and res["luts"] > 0 and res["ffs"] > 0
     assert any("weights" in name for name in res["memories"])
     assert "ERROR" not in (tmp_path / "yosys.log").read_text()
+
+
+#: Two copies of one register (equal inputs), the first marked ``keep`` as
+#: rtl.pipeline.KEEP marks fan-out copies, plus an unmarked pair.
+_COPIES_V = """
+module copies(input clk, input [3:0] a, b, c, output [3:0] y0, y1, y2, y3);
+  (* keep = 32'd1 *) reg [3:0] k0;
+  (* keep = 32'd1 *) reg [3:0] k1;
+  reg [3:0] m0, m1;
+  always @(posedge clk) begin k0 <= a; k1 <= a; m0 <= c; m1 <= c; end
+  assign y0 = k0 ^ b; assign y1 = k1 ^ c; assign y2 = m0 ^ b; assign y3 = m1 ^ c;
+endmodule
+"""
+
+
+@pytest.mark.skipif(os.environ.get("DESIRE_SYNTH_TEST") != "1", reason="set DESIRE_SYNTH_TEST=1")
+@pytest.mark.parametrize("target", ["ice40", "ecp5"])
+def test_keep_copies_survive_the_script(target: str, tmp_path: Path) -> None:
+    """The flow's script keeps registers on ``keep`` wires apart and merges the rest."""
+    if not tools_available():
+        pytest.skip("pip install 'desire-snn[fpga]'")
+    (tmp_path / "copies.v").write_text(_COPIES_V)
+    (tmp_path / "synth.ys").write_text(yosys_script(target, "copies", ["copies.v"]))
+    run_tool(TOOLS["yosys"], ["-q", "-s", "synth.ys"], tmp_path, tmp_path / "yosys.out")
+    cells = yosys_cells(json.loads((tmp_path / "stat.json").read_text()))
+    ffs = sum(n for kind, n in cells.items() if "FF" in kind)
+    assert ffs == 3 * 4, cells  # k0, k1 and one merged m

@@ -1091,7 +1091,7 @@ def training_cycle_model(
     update layer 2 cycles (first row read, register), per row 2 (load and read
     of the next row's word, decide on silence), per row whose input spiked the
     trace wait, ``B_l`` words and 2 to read the next row again, and a final drain
-    (``latency`` + 2): + 2 for the memory and the register behind it.
+    (``latency`` + ``_ISSUE_TO_UNIT``, the memory read).
     """
     c, p = constants(cfg), cfg.hardware.lanes
     du, uu = DesireUnit.for_config(cfg), UpdateUnit.for_config(cfg)

@@ -29,7 +29,6 @@ Host interface:
 from __future__ import annotations
 
 import enum
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -613,7 +612,6 @@ class Accelerator(wiring.Component):
         best = Signal.like(counts[0])
         best_idx = Signal(range(n_cls))
         tie = Signal()
-        queue = [Signal.like(counts[0], name=f"argmax_queue{n}") for n in range(1, n_cls)]
 
         m.d.comb += [
             enc.pix_word.eq(pix_word),
@@ -679,17 +677,13 @@ class Accelerator(wiring.Component):
             with m.State("ARGMAX"):
                 m.d.comb += busy.eq(1)
                 m.d.sync += [cycles.eq(cycles + 1), k.eq(k + 1)]
-                # class 0 seeds the maximum while the other counts enter a shift register;
-                # class k is then compared from its head (a register, not a k-way multiplexer)
+                cur = Array(counts)[k]
                 with m.If(k == 0):
-                    m.d.sync += [best.eq(counts[0]), best_idx.eq(0), tie.eq(0)]
-                    m.d.sync += [q.eq(cnt) for q, cnt in zip(queue, counts[1:], strict=True)]
-                with m.Else():
-                    m.d.sync += [q.eq(nxt) for q, nxt in itertools.pairwise(queue)]
-                    with m.If(queue[0] > best):
-                        m.d.sync += [best.eq(queue[0]), best_idx.eq(k), tie.eq(0)]
-                    with m.Elif(queue[0] == best):
-                        m.d.sync += tie.eq(1)
+                    m.d.sync += [best.eq(cur), best_idx.eq(0), tie.eq(0)]
+                with m.Elif(cur > best):
+                    m.d.sync += [best.eq(cur), best_idx.eq(k), tie.eq(0)]
+                with m.Elif(cur == best):
+                    m.d.sync += tie.eq(1)
                 with m.If(k == n_cls - 1):
                     if self._training:
                         with m.If(self._mode == Mode.TRAINING):

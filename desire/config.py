@@ -280,7 +280,7 @@ def load_config(path: str | Path | None = None, preset: str | None = None) -> Co
 _FMNIST = Network()
 PRESETS: dict[str, Config] = {
     # Small network for the demo, CI and the FPGA: the accelerator with its training units
-    # fits an ECP5-45F or -85F (73 of 208 block RAMs on the 85F at 8 lanes; not the 25F's
+    # fits an ECP5-85F (73 of 208 block RAMs on the 85F at 8 lanes; not the 25F's
     # 56), docs/fpga.md.
     "default": Config(network=dataclasses.replace(_FMNIST, layers=(784, 64, 10))),
     "fmnist-1000": Config(network=_FMNIST),

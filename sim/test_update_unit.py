@@ -2,8 +2,9 @@
 
 A layer of random weights is updated row by row, block by block, as the
 accelerator drives the unit; cases: random, no desire (nothing may change),
-full desire, maximum traces (every input and output spikes every step) and
-saturation (a huge learning rate drives weights into both rails).
+full desire, maximum traces (every input and output spikes every step),
+saturation (a huge learning rate drives weights into both rails) and rows of
+one block (each row loaded one cycle before the previous row's only word).
 """
 
 from __future__ import annotations
@@ -26,31 +27,29 @@ def bits_of(train: np.ndarray) -> int:
 
 
 async def run_rows(dut, c, p, w, pre, post, gate, lr_int, words) -> np.ndarray:  # type: ignore[no-untyped-def]
-    """Drive the rows as the accelerator does (load, ``load_cycles``, words back to back)
-    and collect ``w_new`` at every ``out_valid``, in order."""
+    """Drive the rows on the accelerator's tightest schedule (a load, ``load_cycles``
+    later the words back to back, the next row's load one cycle before this row's
+    last word) and collect ``w_new`` at every ``out_valid``, in order."""
     unit = UpdateUnit.for_config(env_config())
     n_out, n_in = w.shape
     blocks = -(-n_out // p)
     out = w.copy()
     issued: list[tuple[int, int]] = []
     results: list[int] = []
-
-    async def tick() -> None:
-        await ReadOnly()
-        if dut.out_valid.value == 1:
-            results.append(int(dut.w_new.value))
-        await RisingEdge(dut.clk)
+    loads = [i * (unit.load_cycles + blocks - 2) for i in range(n_in)]
+    row_at = {cycle: i for i, cycle in enumerate(loads)}
+    words_at = {loads[i] + unit.load_cycles + b: (i, b) for i in range(n_in) for b in range(blocks)}
 
     dut.lr_int.value = lr_int
-    for i in range(n_in):
-        dut.row_train.value = bits_of(pre[:, i])
-        dut.row_rand.value = int(words[i])
-        dut.row_load.value = 1
-        await tick()
-        dut.row_load.value = 0
-        for _ in range(unit.load_cycles - 1):
-            await tick()
-        for b in range(blocks):
+    for cycle in range(max(words_at) + unit.latency + 2):
+        row = row_at.get(cycle)
+        if row is not None:
+            dut.row_train.value = bits_of(pre[:, row])
+            dut.row_rand.value = int(words[row])
+        dut.row_load.value = int(row is not None)
+        word = words_at.get(cycle)
+        if word is not None:
+            i, b = word
             lanes = range(b * p, b * p + p)
             dut.post.value = sum(
                 bits_of(post[:, o]) << (j * c.tsteps) for j, o in enumerate(lanes) if o < n_out
@@ -59,13 +58,13 @@ async def run_rows(dut, c, p, w, pre, post, gate, lr_int, words) -> np.ndarray: 
             dut.w_old.value = pack(
                 np.array([w[o, i] if o < n_out else 0 for o in lanes]), c.weight_bits
             )
-            dut.word_valid.value = 1
             dut.word_first.value = int(b == 0)
-            issued.append((i, b))
-            await tick()
-            dut.word_valid.value = 0
-    for _ in range(unit.latency + 1):
-        await tick()
+            issued.append(word)
+        dut.word_valid.value = int(word is not None)
+        await ReadOnly()
+        if dut.out_valid.value == 1:
+            results.append(int(dut.w_new.value))
+        await RisingEdge(dut.clk)
     assert len(results) == len(issued), f"{len(results)} results for {len(issued)} words"
     wb = c.weight_bits
     for (i, b), flat in zip(issued, results, strict=True):
@@ -87,8 +86,9 @@ async def test_update(dut: HierarchyObject) -> None:
     rng = stimulus_rng("update_unit")
     stream = XorShift32(c.rounding_seed)
     lo, hi = signed_range(c.weight_bits)
-    n_in, n_out = 6, 2 * p + 1
-    for case in ("random", "zero-desire", "full-desire", "max-traces", "saturation"):
+    n_in = 6
+    for case in ("random", "zero-desire", "full-desire", "max-traces", "saturation", "one-block"):
+        n_out = p if case == "one-block" else 2 * p + 1  # one block: row loads overlap words
         w = rng.integers(-5000, 5000, (n_out, n_in))
         pre = rng.random((c.tsteps, n_in)) < 0.4
         pre[:, 0] = False  # a silent row

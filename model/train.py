@@ -296,6 +296,8 @@ def _start(cfg: Config, opts: TrainOptions) -> tuple[DesireNet, torch.Generator,
     shuffle = torch.Generator().manual_seed(opts.seed + 2)
     last = opts.out / "last.pt"
     if not opts.resume or not last.is_file():
+        # a fresh run in a used folder starts a fresh log (it would append otherwise)
+        _write_log(opts.out / "log.jsonl", [])
         net = DesireNet.from_config(cfg, opts.device, DTYPES[opts.dtype], opts.seed)
         return net, shuffle, 0, -1.0
     state = load_checkpoint(last)

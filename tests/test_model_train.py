@@ -133,6 +133,8 @@ def test_checkpoint_round_trip_and_resume(tmp_path: Path) -> None:
     net = net_from_checkpoint(load_checkpoint(tmp_path / "a" / "best.pt"))
     assert net.config == cfg
     assert not list((tmp_path / "a").glob("*.tmp")), "atomic write left a temp file"
+    again = train(cfg, TrainOptions(out=tmp_path / "a", epochs=2, **common))  # no resume
+    assert [e["epoch"] for e in again] == [0, 1], "a fresh run must not append to the old log"
 
 
 def test_checkpoint_errors(tmp_path: Path) -> None:

@@ -22,8 +22,6 @@ from rtl.accelerator import (
     training_cycle_model,
 )
 
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
-
 SMALL = load_config().replace(network={"layers": (20, 12, 6), "tsteps": 6}, hardware={"lanes": 4})
 DEEP = load_config().replace(network={"layers": (9, 5, 7, 3), "tsteps": 8}, hardware={"lanes": 2})
 #: The output layer has one block: update rows of one word, loaded back to back.

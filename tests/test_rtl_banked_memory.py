@@ -9,8 +9,6 @@ from amaranth.sim import Simulator, SimulatorContext
 
 from rtl.banked_memory import BankedMemory
 
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
-
 
 @pytest.mark.parametrize(("depth", "bank_words"), [(37, 8), (16, 16), (5, 1024)])
 def test_reads_writes_and_latency(depth: int, bank_words: int) -> None:

@@ -13,7 +13,6 @@ from golden.desire_unit import hidden_desire, local_error, output_desire, ternar
 from golden.fixed import constants, signed_range
 from rtl.desire_unit import DesireUnit
 
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 CFG = load_config().replace(network={"layers": (12, 20, 10)}, hardware={"lanes": 4})
 C = constants(CFG)
 

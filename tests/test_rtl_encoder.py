@@ -9,8 +9,6 @@ from amaranth.sim import Simulator, SimulatorContext
 from golden.encoder import Encoder as GoldenEncoder
 from rtl.encoder import Encoder
 
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
-
 
 def _simulate(enc: Encoder, samples: list[np.ndarray], keep: np.ndarray, steps: int) -> np.ndarray:
     """Load each sample's pixels, run ``steps`` steps; return spikes (samples, steps, n)."""

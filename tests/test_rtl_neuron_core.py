@@ -11,7 +11,6 @@ from golden.fixed import constants, signed_range
 from golden.neuron_core import lif_step, synaptic_drive
 from rtl.neuron_core import NeuronCore, weight_rows
 
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 C = constants(load_config())
 
 

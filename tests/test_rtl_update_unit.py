@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-
 import numpy as np
 import pytest
 from amaranth.sim import Simulator, SimulatorContext
@@ -15,7 +13,6 @@ from golden.update_unit import update_from_trains
 from rtl.prng import XorShift32
 from rtl.update_unit import UpdateUnit
 
-pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 BASE = load_config().replace(network={"layers": (9, 10, 3), "tsteps": 12}, hardware={"lanes": 4})
 
 
@@ -181,6 +178,3 @@ def test_wrong_arguments() -> None:
         UpdateUnit(4, lr_shift=33, rounding="nearest", **kw)
     with pytest.raises(ValueError, match="seed must be"):
         XorShift32(0)
-    # the half-built components sit in reference cycles of the tracebacks: collect them
-    # here, where the module ignores UnusedElaboratable, not during a later test
-    gc.collect()

@@ -148,6 +148,20 @@ class UpdateUnit(wiring.Component):
         register, then the trace steps."""
         return 1 + -(-self._tsteps // self.TRACE_STEPS_PER_CYCLE)
 
+    def tightest_schedule(
+        self, n_rows: int, blocks: int
+    ) -> tuple[dict[int, int], dict[int, tuple[int, int]]]:
+        """Cycles of every ``row_load`` (-> row) and ``word_valid`` (-> (row, block)) on
+        the tightest schedule the ports allow, the one the accelerator's sequencer runs:
+        a row's words back to back :attr:`load_cycles` after its load, and the next
+        row's load one cycle before this row's last word. Testbenches drive it."""
+        period = self.load_cycles + blocks - 2
+        loads = {i * period: i for i in range(n_rows)}
+        words = {
+            i * period + self.load_cycles + b: (i, b) for i in range(n_rows) for b in range(blocks)
+        }
+        return loads, words
+
     @property
     def latency(self) -> int:
         """Cycles from ``word_valid`` to ``out_valid``: the tree, the product, the sums

@@ -36,9 +36,7 @@ async def run_rows(dut, c, p, w, pre, post, gate, lr_int, words) -> np.ndarray: 
     out = w.copy()
     issued: list[tuple[int, int]] = []
     results: list[int] = []
-    loads = [i * (unit.load_cycles + blocks - 2) for i in range(n_in)]
-    row_at = {cycle: i for i, cycle in enumerate(loads)}
-    words_at = {loads[i] + unit.load_cycles + b: (i, b) for i in range(n_in) for b in range(blocks)}
+    row_at, words_at = unit.tightest_schedule(n_in, blocks)
 
     dut.lr_int.value = lr_int
     for cycle in range(max(words_at) + unit.latency + 2):

@@ -42,11 +42,7 @@ def _simulate(
     def lane_value(arr: np.ndarray, o: int) -> int:
         return int(arr[o]) if o < n_out else 0
 
-    # the accelerator's tightest schedule: the next row's load one cycle before this
-    # row's last word (with one block per row, before its only word)
-    loads = [i * (dut.load_cycles + blocks - 2) for i in range(n_in)]
-    words_at = {loads[i] + dut.load_cycles + b: (i, b) for i in range(n_in) for b in range(blocks)}
-    row_at = {cycle: i for i, cycle in enumerate(loads)}
+    row_at, words_at = dut.tightest_schedule(n_in, blocks)
 
     async def testbench(ctx: SimulatorContext) -> None:
         ctx.set(dut.lr_int, lr_int)

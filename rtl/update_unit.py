@@ -238,9 +238,9 @@ class UpdateUnit(wiring.Component):
         with m.If(self.row_load):
             m.d.sync += train.eq(self.row_train)
         traces = Signal(data.ArrayLayout(unsigned(tb), self._tsteps))
-        r = Const(0, tb)
+        r, strobe = Const(0, tb), self.row_load
         for stage in range(self.load_cycles - 1):
-            strobe = delay(m, self.row_load, stage + 1, f"trace_stage{stage}")
+            strobe = delay(m, strobe, 1, f"trace_stage{stage}")  # row_load, stage + 1 late
             for t in range(stage * steps, min(self._tsteps, (stage + 1) * steps)):
                 nxt = r - (r >> k) + Mux(train[t], one, 0)
                 step = Signal(unsigned(tb), name=f"trace{t}")

@@ -44,9 +44,11 @@ def main() -> int:
     parser.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--freq", type=float, default=100.0, help="clock target, MHz")
     parser.add_argument("--jobs", type=int, default=2, help="points run in parallel")
-    parser.add_argument("--build", type=Path, default=Path("build/synth_sweep_85k"))
-    parser.add_argument("--out", type=Path, default=Path("bench/results/synth_sweep_85k.json"))
+    parser.add_argument("--build", type=Path, help="default: build/synth_sweep_DEVICE")
+    parser.add_argument("--out", type=Path, help="default: bench/results/synth_sweep_DEVICE.json")
     args = parser.parse_args()
+    args.build = args.build or Path(f"build/synth_sweep_{args.device}")
+    args.out = args.out or Path(f"bench/results/synth_sweep_{args.device}.json")
     work = [(args.config, args.preset, args.device, p, args.freq, args.build) for p in args.lanes]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         results = sorted(pool.map(_point, work), key=lambda r: r["lanes"])

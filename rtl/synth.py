@@ -93,7 +93,16 @@ class Device:
     resources: dict[str, int]
     default_freq: float
     clock_pin: str  # a pin with a path to the global clock network (a board's clock input)
+    speed_grades: tuple[int, ...] = ()  # orderable speed grades, slowest first; () = no choice
 
+    def part_name(self, speed: int | None) -> str:
+        """The part as ordered, e.g. LFE5U-85F-8 (the speed grade is part of the number)."""
+        return self.part if speed is None else f"{self.part}-{speed}"
+
+
+#: LFE5U speed grades (FPGA-DS-02012, ordering information): -6 is the slowest and
+#: nextpnr's default, -8 the fastest; the grade changes timing only, never the fabric.
+ECP5_SPEED_GRADES = (6, 7, 8)
 
 DEVICES: dict[tuple[str, str], Device] = {
     ("ecp5", "25k"): Device(
@@ -101,6 +110,7 @@ DEVICES: dict[tuple[str, str], Device] = {
         key="25k",
         part="LFE5U-25F",
         package="CABGA256",
+        speed_grades=ECP5_SPEED_GRADES,
         nextpnr_args=("--25k", "--package", "CABGA256"),
         io_pins=197,
         resources={"luts": 24288, "ffs": 24288, "bram": 56, "dsp": 28},
@@ -112,6 +122,7 @@ DEVICES: dict[tuple[str, str], Device] = {
         key="45k",
         part="LFE5U-45F",
         package="CABGA381",
+        speed_grades=ECP5_SPEED_GRADES,
         nextpnr_args=("--45k", "--package", "CABGA381"),
         io_pins=203,
         resources={"luts": 43848, "ffs": 43848, "bram": 108, "dsp": 72},
@@ -123,6 +134,7 @@ DEVICES: dict[tuple[str, str], Device] = {
         key="85k",
         part="LFE5U-85F",
         package="CABGA381",
+        speed_grades=ECP5_SPEED_GRADES,
         nextpnr_args=("--85k", "--package", "CABGA381"),
         io_pins=205,
         resources={"luts": 83640, "ffs": 83640, "bram": 208, "dsp": 156},
@@ -511,6 +523,7 @@ def synthesise(
     out: Path,
     freq: float | None = None,
     seed: int = 1,
+    speed: int | None = None,
     io: str = "auto",
     pnr: bool = True,
 ) -> dict[str, Any]:
@@ -518,10 +531,12 @@ def synthesise(
 
     ``io``: "direct" places the top's ports on pads, "wrap" uses
     :func:`io_wrapper`, "auto" wraps only if the ports outnumber the package's
-    pads. ``pnr=False`` stops after yosys (cell counts, no Fmax).
+    pads. ``pnr=False`` stops after yosys (cell counts, no Fmax). ``speed``: the
+    ECP5 speed grade nextpnr times against (default: the slowest).
     Raises FitError if a resource overflows, SynthError if a tool fails.
     """
     device = DEVICES[(target, device_key or DEFAULT_DEVICE[target])]
+    speed = check_speed(device, speed)
     freq = freq or device.default_freq
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
@@ -551,7 +566,8 @@ def synthesise(
     used = cell_resources(target, cells)
     result: dict[str, Any] = {
         "target": target,
-        "device": device.part,
+        "device": device.part_name(speed),
+        "speed_grade": speed,
         "package": device.package,
         "layers": list(cfg.network.layers),
         "lanes": cfg.hardware.lanes,
@@ -573,7 +589,7 @@ def synthesise(
 
     if pnr:
         t0 = time.monotonic()
-        _nextpnr(device, freq, seed, out)
+        _nextpnr(device, freq, seed, speed, out)
         times["nextpnr_s"] = time.monotonic() - t0
         pnr_res = parse_nextpnr_report(json.loads((out / "report.json").read_text()), target)
         result.update(pnr_res)
@@ -605,7 +621,21 @@ def _pin_constraints(device: Device) -> tuple[str, str]:
     return "pins.pcf", f"set_io clk {device.clock_pin}\n"
 
 
-def _nextpnr(device: Device, freq: float, seed: int, out: Path) -> None:
+def check_speed(device: Device, speed: int | None) -> int | None:
+    """``speed``, or the slowest grade if None; SynthError if the part has no such grade."""
+    if not device.speed_grades:
+        if speed is not None:
+            raise SynthError(f"{device.part} has no speed grade option")
+        return None
+    if speed is None:
+        return device.speed_grades[0]
+    if speed not in device.speed_grades:
+        grades = ", ".join(map(str, device.speed_grades))
+        raise SynthError(f"{device.part} comes in speed grades {grades}, not {speed}")
+    return speed
+
+
+def _nextpnr(device: Device, freq: float, seed: int, speed: int | None, out: Path) -> None:
     """Place and route ``out/netlist.json``; FitError if nextpnr runs out of a bel type."""
     name, text = _pin_constraints(device)
     (out / name).write_text(text)
@@ -622,6 +652,7 @@ def _nextpnr(device: Device, freq: float, seed: int, out: Path) -> None:
         f"{freq:g}",
         "--seed",
         str(seed),
+        *(() if speed is None else ("--speed", str(speed))),
         "--router",
         "router2",  # converges in minutes where router1 took 21 (docs/fpga.md)
         "--timing-allow-fail",
@@ -694,6 +725,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--freq", type=float, help="clock target in MHz (default: 100 / 24)")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placer seed")
     parser.add_argument(
+        "--speed",
+        type=int,
+        help="ECP5 speed grade 6, 7 or 8 that timing is computed for (default: 6, the slowest)",
+    )
+    parser.add_argument(
         "--io",
         choices=["auto", "wrap", "direct"],
         default="auto",
@@ -716,6 +752,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             out=args.out,
             freq=args.freq,
             seed=args.seed,
+            speed=args.speed,
             io=args.io,
             pnr=not args.no_pnr,
         )

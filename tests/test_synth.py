@@ -15,13 +15,16 @@ from pathlib import Path
 import pytest
 
 from desire.config import Config, load_config
+from rtl import synth
 from rtl.synth import (
     DEVICES,
     TABLE_HEADER,
     TOOLS,
     FitError,
+    SynthError,
     cell_resources,
     check_fit,
+    check_speed,
     drop_zero_memory_init,
     io_wrapper,
     main,
@@ -225,6 +228,34 @@ def test_cli_rejects_bad_device(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--target", "ice40", "--device", "25k"])
     assert "not a ice40 device" in capsys.readouterr().err
+
+
+def test_speed_grades() -> None:
+    ecp5, up5k = DEVICES[("ecp5", "85k")], DEVICES[("ice40", "up5k")]
+    assert check_speed(ecp5, None) == 6, "the slowest grade unless asked"
+    assert check_speed(ecp5, 8) == 8 and ecp5.part_name(8) == "LFE5U-85F-8"
+    with pytest.raises(SynthError, match="speed grades 6, 7, 8, not 5"):
+        check_speed(ecp5, 5)
+    assert check_speed(up5k, None) is None and up5k.part_name(None) == "iCE40UP5K"
+    with pytest.raises(SynthError, match="no speed grade"):
+        check_speed(up5k, 8)
+
+
+def test_nextpnr_gets_the_speed_grade(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls: list[list[str]] = []
+    monkeypatch.setattr(synth, "run_tool", lambda tool, args, cwd, log: calls.append(args))
+    synth._nextpnr(DEVICES[("ecp5", "85k")], 100.0, 3, 8, tmp_path)
+    synth._nextpnr(DEVICES[("ice40", "up5k")], 24.0, 3, None, tmp_path)
+    ecp5, ice40 = calls
+    assert ecp5[ecp5.index("--speed") + 1] == "8" and ecp5[ecp5.index("--seed") + 1] == "3"
+    assert "--speed" not in ice40
+
+
+def test_cli_rejects_bad_speed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["--target", "ecp5", "--speed", "9", "--out", str(out)]) == 1
+    assert "speed grades 6, 7, 8, not 9" in capsys.readouterr().err
+    assert not out.exists(), "nothing written for a bad option"
 
 
 def test_ice40_config_is_valid() -> None:

@@ -22,15 +22,24 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from desire.config import PRESETS, load_config
-from rtl.synth import DEVICES, ECP5_SPEED_GRADES, TABLE_HEADER, SynthError, markdown_row, synthesise
+from rtl.synth import (
+    DEVICES,
+    ECP5_SPEED_GRADES,
+    PLACERS,
+    TABLE_HEADER,
+    SynthError,
+    markdown_row,
+    synthesise,
+)
 
 
-def _point(args: tuple[str | None, str, str, int, int, float, Path]) -> dict[str, Any]:
+def _point(args: tuple[str | None, str, str, int, str, int, float, Path]) -> dict[str, Any]:
     """One lane count; a failure becomes an ``error`` entry so the other points still run."""
-    config, preset, device, speed, lanes, freq, build = args
+    config, preset, device, speed, placer, lanes, freq, build = args
     cfg = load_config(config, None if config else preset).replace(hardware={"lanes": lanes})
     try:
-        return synthesise(cfg, "ecp5", device, out=build / f"p{lanes}", freq=freq, speed=speed)
+        out = build / f"p{lanes}"
+        return synthesise(cfg, "ecp5", device, out=out, freq=freq, speed=speed, placer=placer)
     except SynthError as exc:
         return {"lanes": lanes, "layers": list(cfg.network.layers), "error": str(exc)}
 
@@ -42,6 +51,7 @@ def main() -> int:
     src.add_argument("--preset", choices=sorted(PRESETS), default="default")
     parser.add_argument("--device", choices=[k for t, k in DEVICES if t == "ecp5"], default="85k")
     parser.add_argument("--speed", type=int, choices=ECP5_SPEED_GRADES, default=6)
+    parser.add_argument("--placer", choices=PLACERS, default="heap")
     parser.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--freq", type=float, default=100.0, help="clock target, MHz")
     parser.add_argument("--jobs", type=int, default=2, help="points run in parallel")
@@ -54,7 +64,7 @@ def main() -> int:
     args.build = args.build or Path(f"build/synth_sweep_{name}")
     args.out = args.out or Path(f"bench/results/synth_sweep_{name}.json")
     work = [
-        (args.config, args.preset, args.device, args.speed, p, args.freq, args.build)
+        (args.config, args.preset, args.device, args.speed, args.placer, p, args.freq, args.build)
         for p in args.lanes
     ]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:

@@ -43,11 +43,14 @@ from rtl.verilog import BLOCKS, generate
 
 __all__ = [
     "DEVICES",
+    "ECP5_SPEED_GRADES",
+    "PLACERS",
     "TABLE_HEADER",
     "Device",
     "FitError",
     "SynthError",
     "check_fit",
+    "check_speed",
     "drop_zero_memory_init",
     "io_wrapper",
     "main",
@@ -99,6 +102,9 @@ class Device:
         """The part as ordered, e.g. LFE5U-85F-8 (the speed grade is part of the number)."""
         return self.part if speed is None else f"{self.part}-{speed}"
 
+
+#: nextpnr's analytic placers: "heap" (its default) and "static" (electrostatic).
+PLACERS = ("heap", "static")
 
 #: LFE5U speed grades (FPGA-DS-02012, ordering information): -6 is the slowest and
 #: nextpnr's default, -8 the fastest; the grade changes timing only, never the fabric.
@@ -524,6 +530,7 @@ def synthesise(
     freq: float | None = None,
     seed: int = 1,
     speed: int | None = None,
+    placer: str = "heap",
     io: str = "auto",
     pnr: bool = True,
 ) -> dict[str, Any]:
@@ -532,7 +539,8 @@ def synthesise(
     ``io``: "direct" places the top's ports on pads, "wrap" uses
     :func:`io_wrapper`, "auto" wraps only if the ports outnumber the package's
     pads. ``pnr=False`` stops after yosys (cell counts, no Fmax). ``speed``: the
-    ECP5 speed grade nextpnr times against (default: the slowest).
+    ECP5 speed grade nextpnr times against (default: the slowest);
+    ``placer``: nextpnr's placer, one of :data:`PLACERS`.
     Raises FitError if a resource overflows, SynthError if a tool fails.
     """
     device = DEVICES[(target, device_key or DEFAULT_DEVICE[target])]
@@ -589,7 +597,7 @@ def synthesise(
 
     if pnr:
         t0 = time.monotonic()
-        _nextpnr(device, freq, seed, speed, out)
+        _nextpnr(device, out, freq=freq, seed=seed, speed=speed, placer=placer)
         times["nextpnr_s"] = time.monotonic() - t0
         pnr_res = parse_nextpnr_report(json.loads((out / "report.json").read_text()), target)
         result.update(pnr_res)
@@ -601,6 +609,7 @@ def synthesise(
         achieved = [v["achieved"] for v in pnr_res["fmax"].values()]
         result["fmax_mhz"] = min(achieved) if achieved else None
         result["seed"] = seed
+        result["placer"] = placer
         result["source"] = "nextpnr"
     result["times"] = {k: round(v, 1) for k, v in times.items()}
     _write(out, result)
@@ -635,7 +644,9 @@ def check_speed(device: Device, speed: int | None) -> int | None:
     return speed
 
 
-def _nextpnr(device: Device, freq: float, seed: int, speed: int | None, out: Path) -> None:
+def _nextpnr(
+    device: Device, out: Path, *, freq: float, seed: int, speed: int | None, placer: str
+) -> None:
     """Place and route ``out/netlist.json``; FitError if nextpnr runs out of a bel type."""
     name, text = _pin_constraints(device)
     (out / name).write_text(text)
@@ -652,6 +663,8 @@ def _nextpnr(device: Device, freq: float, seed: int, speed: int | None, out: Pat
         f"{freq:g}",
         "--seed",
         str(seed),
+        "--placer",
+        placer,
         *(() if speed is None else ("--speed", str(speed))),
         "--router",
         "router2",  # converges in minutes where router1 took 21 (docs/fpga.md)
@@ -725,6 +738,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--freq", type=float, help="clock target in MHz (default: 100 / 24)")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placer seed")
     parser.add_argument(
+        "--placer", choices=PLACERS, default="heap", help="nextpnr placer (docs/fpga.md)"
+    )
+    parser.add_argument(
         "--speed",
         type=int,
         help="ECP5 speed grade 6, 7 or 8 that timing is computed for (default: 6, the slowest)",
@@ -753,6 +769,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             freq=args.freq,
             seed=args.seed,
             speed=args.speed,
+            placer=args.placer,
             io=args.io,
             pnr=not args.no_pnr,
         )

@@ -244,10 +244,12 @@ def test_speed_grades() -> None:
 def test_nextpnr_gets_the_speed_grade(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: list[list[str]] = []
     monkeypatch.setattr(synth, "run_tool", lambda tool, args, cwd, log: calls.append(args))
-    synth._nextpnr(DEVICES[("ecp5", "85k")], 100.0, 3, 8, tmp_path)
-    synth._nextpnr(DEVICES[("ice40", "up5k")], 24.0, 3, None, tmp_path)
+    ecp5_85k, up5k = DEVICES[("ecp5", "85k")], DEVICES[("ice40", "up5k")]
+    synth._nextpnr(ecp5_85k, tmp_path, freq=100.0, seed=3, speed=8, placer="static")
+    synth._nextpnr(up5k, tmp_path, freq=24.0, seed=3, speed=None, placer="heap")
     ecp5, ice40 = calls
     assert ecp5[ecp5.index("--speed") + 1] == "8" and ecp5[ecp5.index("--seed") + 1] == "3"
+    assert ecp5[ecp5.index("--placer") + 1] == "static"
     assert "--speed" not in ice40
 
 

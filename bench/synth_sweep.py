@@ -4,10 +4,13 @@ Why a sweep: ``hardware.lanes`` (P) trades area for cycles per input spike
 (``ceil(n_out / P)``), and the question for a board is how LUTs, block RAM and
 Fmax move with it. Each point is a full ``rtl.synth`` run (yosys + nextpnr);
 points that do not fit are recorded with the overflowing resource instead of
-aborting the sweep.
+aborting the sweep. ``--seeds`` repeats each point with other placer seeds:
+nextpnr's Fmax moves by 5-15 % from seed to seed on the same netlist.
 
     python bench/synth_sweep.py --device 85k --lanes 1 2 4 8 16 \
         --out bench/results/synth_sweep_85k.json
+    python bench/synth_sweep.py --speed 8 --lanes 8 --seeds 1 2 3 4 \
+        --out bench/results/synth_ecp5_85k_s8_seeds.json
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import json
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +37,40 @@ from rtl.synth import (
 )
 
 
-def _point(args: tuple[str | None, str, str, int, str, int, float, Path]) -> dict[str, Any]:
-    """One lane count; a failure becomes an ``error`` entry so the other points still run."""
-    config, preset, device, speed, placer, lanes, freq, build = args
-    cfg = load_config(config, None if config else preset).replace(hardware={"lanes": lanes})
+@dataclass(frozen=True)
+class Point:
+    """One run of the sweep: a lane count and a placer seed, the rest shared."""
+
+    config: str | None
+    preset: str
+    device: str
+    speed: int
+    placer: str
+    freq: float
+    build: Path
+    lanes: int
+    seed: int
+
+
+def _run(point: Point) -> dict[str, Any]:
+    """One point; a failure becomes an ``error`` entry so the other points still run."""
+    preset = None if point.config else point.preset
+    cfg = load_config(point.config, preset).replace(hardware={"lanes": point.lanes})
+    out = point.build / f"p{point.lanes}" / f"seed{point.seed}"
     try:
-        out = build / f"p{lanes}"
-        return synthesise(cfg, "ecp5", device, out=out, freq=freq, speed=speed, placer=placer)
+        return synthesise(
+            cfg,
+            "ecp5",
+            point.device,
+            out=out,
+            freq=point.freq,
+            seed=point.seed,
+            speed=point.speed,
+            placer=point.placer,
+        )
     except SynthError as exc:
-        return {"lanes": lanes, "layers": list(cfg.network.layers), "error": str(exc)}
+        layers = list(cfg.network.layers)
+        return {"lanes": point.lanes, "seed": point.seed, "layers": layers, "error": str(exc)}
 
 
 def main() -> int:
@@ -53,6 +82,7 @@ def main() -> int:
     parser.add_argument("--speed", type=int, choices=ECP5_SPEED_GRADES, default=6)
     parser.add_argument("--placer", choices=PLACERS, default="heap")
     parser.add_argument("--lanes", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1], help="nextpnr placer seeds")
     parser.add_argument("--freq", type=float, default=100.0, help="clock target, MHz")
     parser.add_argument("--jobs", type=int, default=2, help="points run in parallel")
     parser.add_argument("--build", type=Path, help="default: build/synth_sweep_DEVICE[_sSPEED]")
@@ -61,14 +91,12 @@ def main() -> int:
     )
     args = parser.parse_args()
     name = args.device + ("" if args.speed == ECP5_SPEED_GRADES[0] else f"_s{args.speed}")
-    args.build = args.build or Path(f"build/synth_sweep_{name}")
+    build = args.build or Path(f"build/synth_sweep_{name}")
     args.out = args.out or Path(f"bench/results/synth_sweep_{name}.json")
-    work = [
-        (args.config, args.preset, args.device, args.speed, args.placer, p, args.freq, args.build)
-        for p in args.lanes
-    ]
+    shared = (args.config, args.preset, args.device, args.speed, args.placer, args.freq, build)
+    work = [Point(*shared, lanes, seed) for lanes in args.lanes for seed in args.seeds]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        results = sorted(pool.map(_point, work), key=lambda r: r["lanes"])
+        results = sorted(pool.map(_run, work), key=lambda r: (r["lanes"], r["seed"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"points": results}, indent=2, sort_keys=True) + "\n")
     print(TABLE_HEADER)

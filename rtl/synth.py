@@ -697,8 +697,8 @@ def _write(out: Path, result: dict[str, Any]) -> None:
 
 
 TABLE_HEADER = (
-    "| target | device | layers | P | LUTs | FFs | BRAM | SPRAM | DSP | Fmax (MHz) "
-    "| critical path |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+    "| target | device | layers | P | LUTs | FFs | BRAM | SPRAM | DSP | Fmax (MHz) | seed "
+    "| critical path |\n|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 )
 
 
@@ -718,6 +718,7 @@ def markdown_row(result: dict[str, Any]) -> str:
         str(result.get("spram", "-")),
         str(result["dsp"]),
         f"{fmax:.1f}" if fmax else "-",
+        str(result.get("seed", "-")),
         crit.replace("|", "\\|"),
     ]
     return "| " + " | ".join(cells) + " |"

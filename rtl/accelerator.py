@@ -160,17 +160,12 @@ class SpikeScanner(wiring.Component):
     event (``B`` cycles per event), so silent inputs cost no core cycles unless
     more than ``B - 1`` silent words follow each other.
 
-    The scanner takes a copy of ``vector`` at ``start`` and shifts it down one
-    word per word loaded, so the next word is always the copy's lowest: no
-    ``words``:1 multiplexer and no pointer fanning out to every word (the
-    multiplexer's pointer was a critical path on the ECP5, docs/fpga.md).
-
     Ports
     -----
     vector : In(words * width)
-        Spike vector, copied at ``start`` (it may change afterwards).
+        Spike vector; must hold still from ``start`` until ``done``.
     start : In(1)
-        Strobe: copy ``vector`` and scan it from word 0.
+        Strobe: scan from word 0.
     events : Out(stream.Signature(range(words * width)))
         Indices of the set bits.
     done : Out(1)
@@ -206,13 +201,12 @@ class SpikeScanner(wiring.Component):
                 self.events.valid.eq(mask != 0),
                 self.events.payload.eq(base * w + lowest),
             ]
-        copy = Signal.like(self.vector, name="copy")  # word ``ptr`` of the vector at bits 0..w-1
         with m.If((rest == 0) & (ptr != self._words)):
-            m.d.sync += [mask.eq(copy[:w]), base.eq(ptr), ptr.eq(ptr + 1), copy.eq(copy >> w)]
+            m.d.sync += [mask.eq(self.vector.word_select(ptr, w)), base.eq(ptr), ptr.eq(ptr + 1)]
         with m.Else():
             m.d.sync += mask.eq(rest)
         with m.If(self.start):
-            m.d.sync += [ptr.eq(0), mask.eq(0), self.events.valid.eq(0), copy.eq(self.vector)]
+            m.d.sync += [ptr.eq(0), mask.eq(0), self.events.valid.eq(0)]
         m.d.comb += self.done.eq((ptr == self._words) & (mask == 0) & ~self.events.valid)
         return m
 
@@ -347,14 +341,18 @@ class Accelerator(wiring.Component):
         self._masks = self._keep_masks(m)
 
         # spike vectors: producer 0 is the encoder, l + 1 is core l; each written during a
-        # phase, copied by its consumer's scanner at the next LAUNCH
+        # phase, copied at the next LAUNCH for its consumer to scan (the scanners read a
+        # register that holds still, behind no multiplexer)
         sizes = [enc.words] + [core.blocks for core in self._cores[:-1]]
-        vectors = [Signal(n * p, name=f"spikes{k}") for k, n in enumerate(sizes)]
+        vectors = [
+            (Signal(n * p, name=f"spikes{k}"), Signal(n * p, name=f"spikes{k}_scan"))
+            for k, n in enumerate(sizes)
+        ]
         scanners = []
         for l, core in enumerate(self._cores):
             m.submodules[f"scanner{l}"] = scan = SpikeScanner(sizes[l], p)
             m.d.comb += [
-                scan.vector.eq(vectors[l]),
+                scan.vector.eq(vectors[l][1]),
                 core.events.payload.eq(scan.events.payload),
                 core.events.valid.eq(scan.events.valid),
                 scan.events.ready.eq(core.events.ready),
@@ -364,7 +362,7 @@ class Accelerator(wiring.Component):
         producers = [(enc.spk_valid, enc.spk_word, enc.spk_bits)] + [
             (core.out_valid, core.out_block, core.out_spikes) for core in self._cores[:-1]
         ]
-        for vec, (valid, word, bits) in zip(vectors, producers, strict=True):
+        for (vec, _), (valid, word, bits) in zip(vectors, producers, strict=True):
             with m.If(valid):
                 m.d.sync += vec.word_select(word, p).eq(bits)
 
@@ -586,7 +584,7 @@ class Accelerator(wiring.Component):
     def _control(
         self,
         m: Module,
-        vectors: list[Signal],
+        vectors: list[tuple[Signal, Signal]],
         scanners: list[SpikeScanner],
         counts: list[Signal],
     ) -> tuple[list[Signal], Signal]:
@@ -643,7 +641,7 @@ class Accelerator(wiring.Component):
                         m.d.sync += [cnt.eq(0) for cnt in counts]
                         # layer l > 0 sees no spikes at t = 0: the cores' vectors start at 0
                         # (the encoder writes all of its vector in phase 0)
-                        m.d.sync += [vec.eq(0) for vec in vectors[1:]]
+                        m.d.sync += [work.eq(0) for work, _ in vectors[1:]]
                         m.d.sync += [self._cycles_bwd.eq(0), self._cycles_upd.eq(0)]
                         if self._training:
                             with m.If(self._mode == Mode.TRAINING):
@@ -657,6 +655,7 @@ class Accelerator(wiring.Component):
                 for core, scan in zip(cores, scanners, strict=True):
                     m.d.comb += [core.clear.eq(phase == 0), scan.start.eq(phase != 0)]
                 m.d.sync += [cycles.eq(cycles + 1), fired.eq(0)]
+                m.d.sync += [scan.eq(work) for work, scan in vectors]  # last phase's spikes
                 m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.comb += busy.eq(1)

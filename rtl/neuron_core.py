@@ -242,14 +242,8 @@ class NeuronCore(wiring.Component):
         stages = range(1, self.STAGES + 1)
         ops = [[Signal(name=f"s{k}_{op}") for op in ("acc", "fire", "clear")] for k in stages]
         blocks = [Signal(index_shape(nb), name=f"s{k}_block") for k in stages]
-        # whether any stage holds an op (a fire / clear op), as registers that take next
-        # cycle's value of the OR over the stages: the scanner's handshake reads them, and
-        # an OR over the whole pipeline would start at its far end
-        in_flight, pass_in_flight = Signal(), Signal()
-        m.d.sync += [
-            in_flight.eq((acc_on & (acc_cnt < nb)) | pass_on | Cat(*ops[:-1]).any()),
-            pass_in_flight.eq(pass_on | Cat(*(op for st in ops[:-1] for op in st[1:])).any()),
-        ]
+        in_flight = Cat(*(op for stage in ops for op in stage)).any()
+        pass_in_flight = Cat(*(op for stage in ops for op in stage[1:])).any()
 
         last_cycle = acc_cnt == ne - 1
         m.d.comb += [

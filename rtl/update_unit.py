@@ -183,28 +183,14 @@ class UpdateUnit(wiring.Component):
         # row may be loaded while the last words of the one before are still coming in;
         # it lands there one cycle after ``row_load``, like the first traces, so that a
         # row of one word, loaded one cycle before that word, keeps its own base
-        # The next word's base is base + step. Both candidates (row_base + step,
-        # weyl + step) wait ready in registers, so that ``word_valid`` and
-        # ``word_first``, which come from the far-away sequencer, only enable and
-        # select registers instead of feeding a 32-bit carry chain.
-        step = p * WEYL_STEP & MASK32
         row_base, weyl = Signal(32), Signal(32)
-        row_next, row_next2 = Signal(32), Signal(32)  # row_base + step, + 2 step
-        weyl_next = Signal(32, init=step)  # weyl + step
         base = Mux(self.word_first, row_base, weyl)  # this word's base
         with m.If(self.word_valid):
-            m.d.sync += [
-                weyl.eq(Mux(self.word_first, row_next, weyl_next)),
-                weyl_next.eq(Mux(self.word_first, row_next2, (weyl + 2 * step)[:32])),
-            ]
+            m.d.sync += weyl.eq((base + (p * WEYL_STEP & MASK32))[:32])
         base_load = delay(m, self.row_load, 1, "base_load")
         row_rand = delay(m, self.row_rand, 1, "row_rand")
         with m.If(base_load):
-            m.d.sync += [
-                row_base.eq(row_rand),
-                row_next.eq((row_rand + step)[:32]),
-                row_next2.eq((row_rand + 2 * step)[:32]),
-            ]
+            m.d.sync += row_base.eq(row_rand)
 
         # lr_int, copied lane to lane down a chain: each copy feeds one lane's acc_bits
         # terms instead of one register feeding them all (and a chain, unlike parallel

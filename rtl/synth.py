@@ -33,7 +33,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,8 @@ __all__ = [
     "memory_mapping",
     "parse_nextpnr_report",
     "parse_utilisation_log",
+    "router_divergence",
+    "run_tool",
     "synthesise",
     "tools_available",
     "top_ports",
@@ -219,17 +221,67 @@ def tools_available(target: str | None = None) -> bool:
     return all(shutil.which(n) for n in names)
 
 
-def run_tool(tool: str, args: list[str], cwd: Path, log: Path) -> None:
-    """Run a YoWASP tool in ``cwd``, its output to ``log``; SynthError naming the log on failure."""
+def run_tool(
+    tool: str,
+    args: list[str],
+    cwd: Path,
+    log: Path,
+    watch: Callable[[str], str | None] | None = None,
+    poll_s: float = 10.0,
+) -> None:
+    """Run a YoWASP tool in ``cwd``, its output to ``log``; SynthError naming the log on failure.
+
+    ``watch``, if given, reads the log so far every ``poll_s`` seconds and returns
+    a reason to stop the tool (or None): nextpnr's router2 has no iteration limit,
+    so a route that diverges would otherwise run until someone kills it.
+    """
     exe = shutil.which(tool)
     if exe is None:
         raise SynthError(f"{tool} not found: pip install 'desire-snn[fpga]' (or {tool})")
     with log.open("w") as fh:
-        proc = subprocess.run([exe, *args], cwd=cwd, stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([exe, *args], cwd=cwd, stdout=fh, stderr=subprocess.STDOUT)
+        while True:
+            try:
+                proc.wait(timeout=poll_s if watch else None)
+                break
+            except subprocess.TimeoutExpired:
+                reason = watch(log.read_text()) if watch else None
+                if reason:
+                    proc.kill()
+                    proc.wait()
+                    raise SynthError(f"{tool} stopped: {reason}; full log: {log}") from None
     if proc.returncode != 0:
         errors = [ln for ln in log.read_text().splitlines() if "ERROR" in ln]
         detail = errors[-1] if errors else f"exit status {proc.returncode}"
         raise SynthError(f"{tool} failed ({detail}); full log: {log}")
+
+
+_ROUTER2_ITER = re.compile(r"iter=(\d+) wires=\d+ overused=(\d+)")
+
+
+def router_divergence(log_text: str) -> str | None:
+    """Why router2 will not converge, judged from its log so far, or None.
+
+    router2 lowers the number of overused wires iteration by iteration; when it
+    diverges, the number turns round and grows without bound. The rule: overuse
+    above 100 wires and either twice its minimum 30 iterations after that
+    minimum, or four times it 10 iterations after. Calibrated on the nextpnr logs
+    of this design's runs (docs/fpga.md): it stops all 6 that diverged, and none
+    of the 20 that converged (their overuse reached 0 in 30-131 iterations).
+    """
+    best, best_iter = None, 0
+    for match in _ROUTER2_ITER.finditer(log_text):
+        it, over = int(match[1]), int(match[2])
+        if best is None or over < best:
+            best, best_iter = over, it
+        slow = it >= best_iter + 30 and over > max(2 * best, 100)
+        fast = it >= best_iter + 10 and over > max(4 * best, 100)
+        if slow or fast:
+            return (
+                f"router2 does not converge: overused wires rose from {best} "
+                f"(iteration {best_iter}) to {over} (iteration {it}); try another --seed"
+            )
+    return None
 
 
 # ---------------------------------------------------------------- Verilog side
@@ -673,7 +725,7 @@ def _nextpnr(
     ]
     log = out / "nextpnr.log"
     try:
-        run_tool(TOOLS[device.target], args, out, log)
+        run_tool(TOOLS[device.target], args, out, log, watch=router_divergence)
     except SynthError as exc:
         text = log.read_text() if log.exists() else ""
         over = [

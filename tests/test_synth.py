@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ from rtl.synth import (
     memory_mapping,
     parse_nextpnr_report,
     parse_utilisation_log,
+    router_divergence,
     run_tool,
     synthesise,
     tools_available,
@@ -243,7 +245,7 @@ def test_speed_grades() -> None:
 
 def test_nextpnr_gets_the_speed_grade(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: list[list[str]] = []
-    monkeypatch.setattr(synth, "run_tool", lambda tool, args, cwd, log: calls.append(args))
+    monkeypatch.setattr(synth, "run_tool", lambda tool, args, cwd, log, **kw: calls.append(args))
     ecp5_85k, up5k = DEVICES[("ecp5", "85k")], DEVICES[("ice40", "up5k")]
     synth._nextpnr(ecp5_85k, tmp_path, freq=100.0, seed=3, speed=8, placer="static")
     synth._nextpnr(up5k, tmp_path, freq=24.0, seed=3, speed=None, placer="heap")
@@ -309,3 +311,37 @@ def test_keep_copies_survive_the_script(target: str, tmp_path: Path) -> None:
     cells = yosys_cells(json.loads((tmp_path / "stat.json").read_text()))
     ffs = sum(n for kind, n in cells.items() if "FF" in kind)
     assert ffs == 3 * 4, cells  # k0, k1 and one merged m
+
+
+def _router2_log(overuse: list[int]) -> str:
+    return "".join(
+        f"Info:     iter={i} wires={500000 + i} overused={o} overuse={o} archfail=NA\n"
+        for i, o in enumerate(overuse, start=1)
+    )
+
+
+def test_router_divergence() -> None:
+    converging = [9000, 3000, 1200, 600, 300, *([250, 240] * 20), 100, 20, 3, 0]
+    assert router_divergence(_router2_log(converging)) is None
+    # the shape of the runs that never finished: a minimum, then steady growth
+    diverging = [9000, 3000, 1200, 525, *range(540, 540 + 30 * 40, 40)]
+    reason = router_divergence(_router2_log(diverging))
+    assert reason is not None and "rose from 525 (iteration 4)" in reason
+    assert router_divergence(_router2_log([40, 20, 14, *[90] * 60])) is None, "small noise"
+
+
+def test_run_tool_stops_a_diverging_router(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A stand-in tool prints a diverging route and would then hang for a minute."""
+    fake = tmp_path / "bin" / "fake-nextpnr"
+    fake.parent.mkdir()
+    log_text = _router2_log([5000, 500, *range(600, 600 + 40 * 100, 100)])
+    (tmp_path / "route.log").write_text(log_text)
+    fake.write_text(f"#!/bin/sh\ncat {tmp_path / 'route.log'}\nexec sleep 60\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    log = tmp_path / "nextpnr.log"
+    t0 = time.monotonic()
+    with pytest.raises(SynthError, match=r"router2 does not converge.*try another --seed"):
+        run_tool("fake-nextpnr", [], tmp_path, log, watch=router_divergence, poll_s=0.2)
+    assert time.monotonic() - t0 < 30, "stopped, not waited out"
+    assert log.read_text() == log_text

@@ -47,6 +47,8 @@ synth: setup-fpga
 
 bench-synth: setup-fpga
 	$(PYTHON) bench/synth_sweep.py --device 85k --out bench/results/synth_sweep_85k.json
+	$(PYTHON) bench/synth_sweep.py --speed 8 --lanes 8 --seeds 1 2 3 4 5 \
+		--out bench/results/synth_ecp5_85k_s8_seeds.json
 
 bench-train: setup
 	$(PYTHON) bench/train_speed.py --out bench/results/train_speed.json

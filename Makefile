@@ -1,6 +1,7 @@
 # Desire-backpropagation SNN toolkit: one entry point per job.
 # Variables: PYTHON, PRESET (named config), CONFIG (TOML/JSON file), SIM (icarus|verilator|all),
-# WAVES=1 (waveforms), SEED (replay a random test), TARGET (ecp5|ice40), SPEED (ECP5 grade 6|7|8).
+# WAVES=1 (waveforms), SEED (replay a random test), TARGET (ecp5|ice40), SPEED (ECP5 grade 6|7|8),
+# PNR_SEED (nextpnr's placer seed).
 
 PYTHON ?= python3
 PRESET ?= default
@@ -9,6 +10,7 @@ SIM ?= all
 TARGET ?= ecp5
 DEVICE ?= $(if $(filter ice40,$(TARGET)),up5k,85k)
 SPEED ?=
+PNR_SEED ?= 1
 CFG_ARGS = $(if $(CONFIG),--config $(CONFIG),--preset $(PRESET))
 # WAVES and SEED given on the command line reach the simulations through the environment.
 
@@ -16,7 +18,7 @@ CFG_ARGS = $(if $(CONFIG),--config $(CONFIG),--preset $(PRESET))
 
 help:
 	@echo "make setup | test | demo | sim [SIM=icarus|verilator] [WAVES=1] [SEED=n] | verilog"
-	@echo "     synth [TARGET=ecp5|ice40] [DEVICE=25k|85k|up5k] [SPEED=6|7|8] | bench | lint   (PRESET=name | CONFIG=file)"
+	@echo "     synth [TARGET=ecp5|ice40] [DEVICE=25k|85k|up5k] [SPEED=6|7|8] [PNR_SEED=n] | bench | lint   (PRESET=name | CONFIG=file)"
 
 setup:
 	@bash tools/setup.sh
@@ -43,7 +45,8 @@ setup-fpga: setup
 
 synth: setup-fpga
 	$(PYTHON) -m rtl.synth --target $(TARGET) --device $(DEVICE) $(CFG_ARGS) \
-		$(if $(SPEED),--speed $(SPEED)) --out build/synth/$(TARGET)_$(DEVICE)$(if $(SPEED),_s$(SPEED))
+		$(if $(SPEED),--speed $(SPEED)) --seed $(PNR_SEED) \
+		--out build/synth/$(TARGET)_$(DEVICE)$(if $(SPEED),_s$(SPEED))$(if $(filter-out 1,$(PNR_SEED)),_seed$(PNR_SEED))
 
 bench-synth: setup-fpga
 	$(PYTHON) bench/synth_sweep.py --device 85k --out bench/results/synth_sweep_85k.json

@@ -50,7 +50,7 @@ synth: setup-fpga
 
 bench-synth: setup-fpga
 	$(PYTHON) bench/synth_sweep.py --device 85k --out bench/results/synth_sweep_85k.json
-	$(PYTHON) bench/synth_sweep.py --speed 8 --lanes 8 --seeds 1 2 3 4 5 \
+	$(PYTHON) bench/synth_sweep.py --speed 8 --lanes 8 --seeds 1 2 3 4 5 6 7 8 9 10 \
 		--out bench/results/synth_ecp5_85k_s8_seeds.json
 
 bench-train: setup

@@ -4,12 +4,13 @@ Why a sweep: ``hardware.lanes`` (P) trades area for cycles per input spike
 (``ceil(n_out / P)``), and the question for a board is how LUTs, block RAM and
 Fmax move with it. Each point is a full ``rtl.synth`` run (yosys + nextpnr);
 points that do not fit are recorded with the overflowing resource instead of
-aborting the sweep. ``--seeds`` repeats each point with other placer seeds:
+aborting the sweep, and so are routes that ``rtl.synth`` stops because
+router2 diverges. ``--seeds`` repeats each point with other placer seeds:
 nextpnr's Fmax moves by 5-15 % from seed to seed on the same netlist.
 
     python bench/synth_sweep.py --device 85k --lanes 1 2 4 8 16 \
         --out bench/results/synth_sweep_85k.json
-    python bench/synth_sweep.py --speed 8 --lanes 8 --seeds 1 2 3 4 \
+    python bench/synth_sweep.py --speed 8 --lanes 8 --seeds 1 2 3 4 5 6 7 8 9 10 \
         --out bench/results/synth_ecp5_85k_s8_seeds.json
 """
 

@@ -240,16 +240,17 @@ def run_tool(
         raise SynthError(f"{tool} not found: pip install 'desire-snn[fpga]' (or {tool})")
     with log.open("w") as fh:
         proc = subprocess.Popen([exe, *args], cwd=cwd, stdout=fh, stderr=subprocess.STDOUT)
-        while True:
+        while watch is not None:
             try:
-                proc.wait(timeout=poll_s if watch else None)
+                proc.wait(timeout=poll_s)
                 break
             except subprocess.TimeoutExpired:
-                reason = watch(log.read_text()) if watch else None
+                reason = watch(log.read_text())
                 if reason:
                     proc.kill()
                     proc.wait()
                     raise SynthError(f"{tool} stopped: {reason}; full log: {log}") from None
+        proc.wait()
     if proc.returncode != 0:
         errors = [ln for ln in log.read_text().splitlines() if "ERROR" in ln]
         detail = errors[-1] if errors else f"exit status {proc.returncode}"
@@ -796,7 +797,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--speed",
         type=int,
-        help="ECP5 speed grade 6, 7 or 8 that timing is computed for (default: 6, the slowest)",
+        help=f"ECP5 speed grade {'/'.join(map(str, ECP5_SPEED_GRADES))} that timing is "
+        f"computed for (default: {ECP5_SPEED_GRADES[0]}, the slowest)",
     )
     parser.add_argument(
         "--io",

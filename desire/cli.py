@@ -11,12 +11,15 @@ same thing.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from desire.config import PRESETS, Config, load_config
 from desire.datasets import DATASETS
+from desire.errors import UserError
 
 __all__ = [
     "DEFAULT_DATASET",
@@ -25,6 +28,7 @@ __all__ = [
     "build_config",
     "network_overrides",
     "positive_int",
+    "user_errors",
 ]
 
 DEFAULT_DATASET = "fashion-mnist"
@@ -44,6 +48,21 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return value
+
+
+@contextmanager
+def user_errors(parser: argparse.ArgumentParser) -> Iterator[None]:
+    """Turn a :class:`~desire.errors.UserError` into one line on stderr and exit status 2.
+
+    Every tool's ``main`` runs its command inside this, so a user mistake found anywhere
+    below reads as a sentence, never as a traceback; Ctrl-C exits 130 quietly.
+    """
+    try:
+        yield
+    except UserError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 def add_network_flags(p: argparse.ArgumentParser) -> None:

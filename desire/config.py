@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from desire.errors import UserError
+
 __all__ = [
     "PRESETS",
     "Config",
@@ -32,7 +34,7 @@ Rounding = Literal["stochastic", "nearest", "truncate"]
 ROUNDINGS: tuple[str, ...] = ("stochastic", "nearest", "truncate")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration value is missing, of the wrong type or out of range."""
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from desire.errors import UserError
+
 __all__ = ["DATASETS", "DatasetError", "find_data_dir", "load_dataset", "read_idx"]
 
 DATASETS: tuple[str, ...] = ("mnist", "fashion-mnist")
@@ -67,7 +69,7 @@ _IMAGE_SHAPE = (28, 28)
 _NUM_CLASSES = 10
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """A dataset file is missing, unreadable or not a valid MNIST-style IDX file."""
 
 

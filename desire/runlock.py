@@ -1,0 +1,65 @@
+"""An OS lock on a run folder, so that two runs never write the same folder at once.
+
+The lock is ``flock`` on ``<folder>/.lock``: the kernel drops it when its holder exits in
+any way, ``kill -9`` included, so a crashed run never leaves the folder locked. The file
+holds the holder's PID, which a refused second run names.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from types import TracebackType
+
+from desire.errors import OutputError
+
+__all__ = ["LOCK_NAME", "RunLock"]
+
+LOCK_NAME = ".lock"
+
+
+class RunLock:
+    """Context manager: ``with RunLock(folder): ...`` holds ``folder``'s lock or refuses.
+
+    Raises :class:`~desire.errors.OutputError` naming the holder's PID when another
+    process has the folder.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise OutputError(
+                f"{self.folder} is in use by another run (PID {holder}); wait for it to end "
+                "or choose another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()

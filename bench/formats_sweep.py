@@ -24,7 +24,7 @@ from report import emit  # bench/ is on sys.path when a script here runs
 from desire.config import Config
 from desire.datasets import load_dataset
 from golden import GoldenNet, strict_argmax
-from model.train import load_checkpoint, net_from_checkpoint
+from model.checkpoint import load_checkpoint, net_from_checkpoint
 
 WEIGHT_FORMATS = [(8, 5), (8, 6), (10, 7), (10, 8), (12, 9), (12, 10), (14, 11), (16, 12), (16, 13)]
 MEMBRANE_BITS = [12, 14, 16, 18, 20, 24]

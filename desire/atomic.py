@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -24,9 +26,9 @@ from desire.errors import OutputError
 
 __all__ = [
     "TEMP_SUFFIX",
+    "atomic_dir",
     "atomic_write",
     "atomic_write_text",
-    "make_temp_dir",
     "remove_temps",
     "replace_dir",
 ]
@@ -44,10 +46,11 @@ def _umask() -> int:
 
 
 def _describe(exc: OSError, path: Path) -> str:
+    kept = f"; the previous {path.name} is intact" if path.exists() else ""
     if exc.errno == errno.ENOSPC:
         free = shutil.disk_usage(path.parent if path.parent.exists() else ".").free
-        return f"cannot write {path}: the disk is full ({free} bytes free)"
-    return f"cannot write {path}: {exc.strerror or exc}"
+        return f"cannot write {path}: the disk is full ({free} bytes free){kept}"
+    return f"cannot write {path}: {exc.strerror or exc}{kept}"
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -59,6 +62,7 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # tells remove_temps that this one is live
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -78,12 +82,24 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
-def make_temp_dir(final: Path) -> Path:
-    """An empty folder beside ``final`` to build it in, with umask permissions."""
+@contextmanager
+def atomic_dir(final: Path) -> Iterator[Path]:
+    """Yield an empty folder beside ``final`` to build it in; on success it replaces
+    ``final`` (:func:`replace_dir`), on any error it is removed and ``final`` is untouched.
+    """
     final = Path(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=TEMP_SUFFIX, dir=final.parent))
-    os.chmod(tmp, 0o777 & ~_umask())
-    return tmp
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # tells remove_temps that this one is live
+        os.chmod(tmp, 0o777 & ~_umask())
+        yield tmp
+        replace_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        os.close(fd)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -119,13 +135,29 @@ def replace_dir(tmp: Path, final: Path) -> None:
     shutil.rmtree(tmp)
 
 
-def remove_temps(folder: Path, names: tuple[str, ...] | None = None) -> list[Path]:
-    """Remove temporaries that killed writes left in ``folder`` (only ours: ``.<name>.*.tmp``).
+def _busy(entry: Path) -> bool:
+    """Whether a live write holds ``entry`` (its writer keeps an flock on it)."""
+    try:
+        fd = os.open(entry, os.O_RDONLY)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
-    ``names`` limits it to the temporaries of those outputs. Call it only while holding
-    the folder's lock, so that no live write loses its temporary.
+
+def remove_temps(folder: Path, names: tuple[str, ...] | None = None) -> list[Path]:
+    """Remove the temporaries that killed writes left in ``folder``; return them.
+
+    Only ours (``.<name>.*.tmp``; ``names`` limits it to those outputs), and none that a
+    live write still holds. An aside copy of a folder whose exchange was cut short
+    between its two renames is put back instead.
     """
-    removed = []
+    removed: list[Path] = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
@@ -136,7 +168,9 @@ def remove_temps(folder: Path, names: tuple[str, ...] | None = None) -> list[Pat
         if names is not None and not any(n.startswith(f".{x}.") for x in names):
             continue
         if n.endswith(_ASIDE) and not (folder / n[1 : -len(_ASIDE)]).exists():
-            os.replace(entry, folder / n[1 : -len(_ASIDE)])  # crashed between two renames
+            os.replace(entry, folder / n[1 : -len(_ASIDE)])
+            continue
+        if _busy(entry):
             continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)

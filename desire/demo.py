@@ -24,9 +24,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from desire.cli import add_network_flags, build_config, positive_int
+from desire.atomic import atomic_write, atomic_write_text
+from desire.cli import add_network_flags, build_config, positive_int, user_errors
 from desire.config import Config
+from desire.datafit import check_fits_data
 from desire.datasets import load_dataset
+from desire.outdir import claim_output_dir
+from desire.runlock import RunLock
 from golden import GoldenNet, strict_argmax
 from golden.export import load_export
 from model.export import export_checkpoint
@@ -34,6 +38,8 @@ from model.plots import plot_accuracy
 from model.train import DEFAULT_BATCH, TrainOptions, train
 
 __all__ = ["main"]
+
+TOOL = "desire.demo"
 
 
 def _train(cfg: Config, args: argparse.Namespace, run: Path) -> list[dict]:
@@ -44,6 +50,7 @@ def _train(cfg: Config, args: argparse.Namespace, run: Path) -> list[dict]:
         train_limit=args.train_limit,
         test_limit=args.test_limit,
         quiet=True,
+        force=True,  # the demo's own run of last time, inside the demo's folder
     )
     log = train(cfg, opts)
     for row in log:
@@ -89,7 +96,7 @@ def plot_sample(net: GoldenNet, image: np.ndarray, label: int, path: Path) -> Pa
     )
     axes[3].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
     plt.close(fig)
     return path
 
@@ -116,7 +123,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rtl-images", type=positive_int, default=5)
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     args = p.parse_args(argv)
-    cfg = build_config(args)
+    with user_errors(p):
+        cfg = build_config(args)
+        claim_output_dir(args.out, TOOL, create=False)  # refuse a foreign folder up front
+        check_fits_data(cfg.network.layers, 784, 10, "fashion-mnist")
+        claim_output_dir(args.out, TOOL)
+        with RunLock(args.out):
+            return _demo(cfg, args)
+
+
+def _demo(cfg: Config, args: argparse.Namespace) -> int:
+    """The five steps in ``args.out`` (claimed and locked by the caller)."""
     run, t0 = args.out, time.perf_counter()
     print(
         f"[1/5] training {'-'.join(map(str, cfg.network.layers))} on Fashion-MNIST "
@@ -125,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     log = _train(cfg, args, run / "float")
     print("[2/5] exporting and evaluating float vs fixed point (golden/)")
     test = load_dataset("fashion-mnist", "test", limit=args.test_limit)
-    exp = export_checkpoint(run / "float" / "best.pt", run / "export", cfg, test)
+    exp = export_checkpoint(run / "float" / "best.pt", run / "export", cfg, test, force=True)
     print(f"[3/5] RTL: {args.rtl_images} test images, spike counts against golden/")
     rtl = _rtl(exp.path, args.rtl_images, run)
     print("[4/5] writing Verilog")
@@ -166,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         ("wall time", f"{time.perf_counter() - t0:.0f} s"),
     ]
     print(_table(rows))
-    (run / "summary.json").write_text(json.dumps(dict(rows), indent=2) + "\n")
+    atomic_write_text(run / "summary.json", json.dumps(dict(rows), indent=2) + "\n")
     return 0 if not rtl.get("simulator") or rtl["identical"] else 1
 
 

@@ -7,7 +7,7 @@ the toolkit reaches the user as a sentence, never as a traceback.
 
 from __future__ import annotations
 
-__all__ = ["OutputError", "UserError"]
+__all__ = ["CheckpointError", "OutputError", "UserError"]
 
 
 class UserError(Exception):
@@ -17,3 +17,7 @@ class UserError(Exception):
 class OutputError(UserError):
     """An output path cannot be written safely: it holds someone else's files, is locked by
     another run, is not writable, or the disk is full."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint file is missing, unreadable or does not fit the network."""

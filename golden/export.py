@@ -13,18 +13,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from desire.atomic import atomic_dir, remove_temps
 from desire.config import Config, ConfigError
-from desire.errors import UserError
+from desire.errors import OutputError, UserError
+from desire.outdir import check_writable, create_dir
 from golden.fixed import constants
 
-__all__ = ["ExportError", "load_export", "memory_words", "words_to_weights", "write_export"]
+__all__ = [
+    "ExportError",
+    "check_target",
+    "load_export",
+    "memory_words",
+    "words_to_weights",
+    "write_export",
+]
 
 FORMAT = "desire-snn-export"
 VERSION = 1
@@ -67,47 +73,97 @@ def _hex_text(words: list[int], word_bits: int) -> str:
 
 
 def write_export(
-    out_dir: str | Path, cfg: Config, weights: list[np.ndarray], extra: dict | None = None
+    out_dir: str | Path,
+    cfg: Config,
+    weights: list[np.ndarray],
+    extra: dict | None = None,
+    force: bool = False,
 ) -> Path:
-    """Write an export atomically: build it in a temporary sibling folder, then rename."""
+    """Write an export atomically: build it in a temporary sibling folder, then swap it in.
+
+    ``out_dir`` must be new, an empty folder, or (with ``force``) an earlier export that
+    holds nothing but its own files; anything else is refused (:func:`check_target`), so
+    a mistyped ``--out`` never deletes a user's folder.
+    """
     c = constants(cfg)
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    check_target(out, force)
+    create_dir(out.parent)
+    remove_temps(out.parent, (out.name,))
     try:
-        lanes, bits = cfg.hardware.lanes, c.weight_bits
-        np.savez(tmp / "weights.npz", **{f"w{l}": w for l, w in enumerate(weights)})
-        layers = []
-        for l, w in enumerate(weights):
-            words = memory_words(w, lanes, bits)
-            (tmp / f"w{l}.hex").write_text(_hex_text(words, lanes * bits))
-            layers.append(
-                {
-                    "name": f"w{l}",
-                    "shape": list(w.shape),
-                    "hex": f"w{l}.hex",
-                    "depth": len(words),
-                    "word_bits": lanes * bits,
-                    "sha256": _sha256(tmp / f"w{l}.hex"),
-                }
-            )
-        manifest = {
-            "format": FORMAT,
-            "version": VERSION,
-            "config": cfg.to_dict(),
-            "layers": layers,
-            "npz": "weights.npz",
-            "npz_sha256": _sha256(tmp / "weights.npz"),
-            **(extra or {}),
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with atomic_dir(out) as tmp:
+            _write_files(tmp, cfg, c.weight_bits, weights, extra or {})
+    except OSError as exc:
+        raise OutputError(f"cannot write the export {out}: {exc.strerror or exc}") from exc
     return out
+
+
+def _write_files(tmp: Path, cfg: Config, bits: int, weights: list[np.ndarray], extra: dict) -> None:
+    lanes = cfg.hardware.lanes
+    np.savez(tmp / "weights.npz", **{f"w{l}": w for l, w in enumerate(weights)})
+    layers = []
+    for l, w in enumerate(weights):
+        words = memory_words(w, lanes, bits)
+        (tmp / f"w{l}.hex").write_text(_hex_text(words, lanes * bits))
+        layers.append(
+            {
+                "name": f"w{l}",
+                "shape": list(w.shape),
+                "hex": f"w{l}.hex",
+                "depth": len(words),
+                "word_bits": lanes * bits,
+                "sha256": _sha256(tmp / f"w{l}.hex"),
+            }
+        )
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "config": cfg.to_dict(),
+        "layers": layers,
+        "npz": "weights.npz",
+        "npz_sha256": _sha256(tmp / "weights.npz"),
+        **extra,
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+
+
+def _own_files(path: Path) -> set[str] | None:
+    """The names an export at ``path`` wrote (from its manifest); None if it is no export."""
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            return None
+        hexes = {str(e["hex"]) for e in manifest.get("layers", [])}
+        return {"manifest.json", str(manifest.get("npz", "weights.npz")), *hexes}
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def check_target(out: Path, force: bool) -> None:
+    """Refuse an export target that holds anything but an export (which ``force`` replaces).
+
+    Called before anything is written, so that a refused export leaves nothing behind.
+    """
+    out = Path(out)
+    check_writable(out)
+    if Path.cwd().resolve().is_relative_to(out.resolve()):
+        raise OutputError(f"--out {out} contains the working directory; choose a new folder")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    own = _own_files(out)
+    if own is None:
+        raise OutputError(
+            f"--out {out} is a folder that holds no export (no export manifest.json); "
+            f"refusing to replace it: choose a new folder, e.g. {out / 'export'}"
+        )
+    if not force:
+        raise OutputError(f"--out {out} already holds an export; --force replaces it")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in own)
+    if foreign:
+        raise OutputError(
+            f"--out {out} holds files the export did not write ({', '.join(foreign[:3])}); "
+            "move them away before replacing it"
+        )
 
 
 def _read_manifest(path: Path) -> dict:

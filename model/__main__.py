@@ -10,31 +10,31 @@ source of truth.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from desire.cli import add_network_flags, build_config, positive_int
-from desire.config import Config, ConfigError
-from desire.datasets import DATASETS, DatasetError, load_dataset
+import golden.train as golden_train
+from desire.cli import add_network_flags, build_config, positive_int, user_errors
+from desire.config import Config
+from desire.datasets import DATASETS, load_dataset
+from desire.errors import UserError
+from desire.rundir import Start
 from golden import GoldenNet
-from golden.export import ExportError, load_export
-from golden.train import OnlineRun, accuracy, restore, train_online
+from golden.train import accuracy
+from model.checkpoint import checkpoint_weights, load_checkpoint, net_from_checkpoint
 from model.export import export_checkpoint
 from model.fixed import FixedNet
 from model.train import (
     DEFAULT_BATCH,
     DEFAULT_DATASET,
-    CheckpointError,
     TrainOptions,
     default_run_dir,
     evaluate,
-    load_checkpoint,
     load_data,
-    net_from_checkpoint,
     train,
 )
 
@@ -48,6 +48,7 @@ def _add_run_flags(p: argparse.ArgumentParser, training: bool) -> None:
         help=f"default: {DEFAULT_DATASET} for training, the checkpoint's for evaluation",
     )
     p.add_argument("--data-dir", type=Path, help="folder with the IDX files")
+    p.add_argument("--download", action="store_true", help="download the dataset if not found")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument(
@@ -60,7 +61,12 @@ def _add_run_flags(p: argparse.ArgumentParser, training: bool) -> None:
     p.add_argument("--test-limit", type=positive_int, help="use only the first N test samples")
     p.add_argument("--eval-batch-size", type=positive_int, default=500)
     p.add_argument("--quiet", action="store_true", help="no progress bars or summaries")
-    p.add_argument("--model-path", type=Path, help="checkpoint to evaluate")
+    p.add_argument(
+        "--model-path",
+        type=Path,
+        help="checkpoint of this trainer or the reference implementation's state_dict: "
+        "the one to evaluate, or a training run's initial weights",
+    )
     if training:
         p.add_argument(
             "--epochs", type=positive_int, default=1, help="total, resumed ones included"
@@ -73,7 +79,10 @@ def _add_run_flags(p: argparse.ArgumentParser, training: bool) -> None:
         )
         p.add_argument("--train-limit", type=positive_int, help="use only N training samples")
         p.add_argument("--out", type=Path, help="run directory (default runs/<dataset>-<time>)")
-        p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+        p.add_argument("--resume", action="store_true", help="continue the run in OUT")
+        p.add_argument(
+            "--force", action="store_true", help="start over in OUT, removing only the run's files"
+        )
         p.add_argument("--eval", action="store_true", help="only evaluate --model-path")
 
 
@@ -92,8 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_network_flags(exp)
     exp.add_argument("--model-path", type=Path, required=True, help="float checkpoint (.pt)")
     exp.add_argument("--out", type=Path, required=True, help="export folder to write")
+    exp.add_argument("--force", action="store_true", help="replace an earlier export in OUT")
     exp.add_argument("--dataset", choices=DATASETS, help="default: the checkpoint's")
     exp.add_argument("--data-dir", type=Path, help="folder with the IDX files")
+    exp.add_argument("--download", action="store_true", help="download the dataset if not found")
     exp.add_argument("--test-limit", type=positive_int, help="use only the first N test samples")
     exp.add_argument("--device", default="cpu")
     plot = sub.add_parser("plot", help="plot accuracy, local loss and spike activity of a run")
@@ -115,11 +126,11 @@ def _check_device(device: str) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> None:
     if args.resume and args.out is None:
-        raise SystemExit("--resume needs --out RUN_DIR (the run to continue)")
-    cfg = build_config(args)
+        raise UserError("--resume needs --out RUN_DIR (the run to continue)")
+    cfg, initial = _initial(args)
     dataset = args.dataset or DEFAULT_DATASET
     if args.arith == "fixed":
-        _train_fixed(args, cfg, dataset)
+        _train_fixed(args, cfg, dataset, initial)
         return
     if args.batch_size is None:
         args.batch_size = DEFAULT_BATCH
@@ -137,47 +148,74 @@ def _cmd_train(args: argparse.Namespace) -> None:
         test_limit=args.test_limit,
         quiet=args.quiet,
         resume=args.resume,
+        force=args.force,
+        download=args.download,
+        initial_weights=initial,
     )
     if not args.quiet:
         print(f"run directory: {opts.out}", flush=True)
     train(cfg, opts)
 
 
-def _train_fixed(args: argparse.Namespace, cfg: Config, dataset: str) -> None:
+def _initial(args: argparse.Namespace) -> tuple[Config, list[np.ndarray] | None]:
+    """The run's config and, with ``--model-path``, its initial float weights."""
+    if args.model_path is None:
+        return build_config(args), None
+    if args.resume:
+        raise UserError("--model-path starts a run from its weights; --resume continues a run")
+    state = load_checkpoint(args.model_path)
+    cfg = build_config(args, Config.from_dict(state["config"]))
+    return cfg, checkpoint_weights(state, cfg, args.model_path)
+
+
+def _train_fixed(
+    args: argparse.Namespace, cfg: Config, dataset: str, initial: list[np.ndarray] | None
+) -> None:
     """Online training in the accelerator's integer arithmetic on ``--device``."""
     if args.batch_size not in (None, 1):
-        raise SystemExit("--arith fixed trains online, like the hardware: use --batch-size 1")
+        raise UserError("--arith fixed trains online, like the hardware: use --batch-size 1")
     out = args.out or default_run_dir(dataset)
-    start, best = 0, -1.0
-    if args.resume:
-        cfg, weights, _ = load_export(out / "last")
-        net = FixedNet(cfg, weights, args.device)
-        start, best = restore(net, out)
-    else:
-        net = FixedNet(cfg, GoldenNet.init_random(cfg, args.seed).weights, args.device)
-    train_set = load_dataset(dataset, "train", args.data_dir, limit=args.train_limit)
-    test_set = load_dataset(dataset, "test", args.data_dir, limit=args.test_limit)
-    run = OnlineRun(out, args.epochs, args.seed, args.quiet)
-    train_online(net, train_set, test_set, run, start, best)
+    start = Start.from_flags(args.resume, args.force)
+    golden_train.run_folder(out).check(start)
+
+    def fresh() -> FixedNet:
+        start = GoldenNet.init_random(cfg, args.seed) if initial is None else None
+        weights = start.weights if start else GoldenNet.from_float(cfg, initial).weights
+        return FixedNet(cfg, weights, args.device)
+
+    def resumed(stored: Config, weights: list) -> FixedNet:
+        return FixedNet(stored, weights, args.device)
+
+    data = (_data(args, dataset, "train", args.train_limit), _test_data(args, dataset))
+    run = golden_train.OnlineRun(out, args.epochs, args.seed, args.quiet)
+    golden_train.run_online(run, start, fresh, resumed, data, dataset)
+
+
+def _data(args: argparse.Namespace, dataset: str, split: str, limit: int | None):
+    return load_dataset(dataset, split, args.data_dir, args.download, limit)
+
+
+def _test_data(args: argparse.Namespace, dataset: str):
+    return _data(args, dataset, "test", args.test_limit)
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     if args.model_path is None:
-        raise SystemExit("evaluation needs --model-path CHECKPOINT")
+        raise UserError("evaluation needs --model-path CHECKPOINT")
     state = load_checkpoint(args.model_path)
     cfg = build_config(args, Config.from_dict(state["config"]))
     dataset = args.dataset or state.get("dataset", DEFAULT_DATASET)
     if args.arith == "fixed":
-        weights = [w.double().numpy() for w in state["weights"]]
+        weights = checkpoint_weights(state, cfg, args.model_path)
         fixed = FixedNet(cfg, GoldenNet.from_float(cfg, weights).weights, args.device)
-        x, y = load_dataset(dataset, "test", args.data_dir, limit=args.test_limit)
+        x, y = _test_data(args, dataset)
         t0 = time.perf_counter()
         acc = accuracy(fixed, x, y)
         rate = len(y) / (time.perf_counter() - t0)
         print(f"fixed-point test accuracy {acc:.2%} on {len(y)} samples; {rate:.0f} samples/s")
         return
     net = net_from_checkpoint(state, cfg, args.device, args.dtype)
-    data = load_data(dataset, "test", net.device, args.data_dir, args.test_limit)
+    data = load_data(dataset, "test", net.device, args.data_dir, args.test_limit, args.download)
     stats = evaluate(net, data, args.eval_batch_size, quiet=args.quiet)
     losses = " ".join(f"{x:.4f}" for x in stats.local_loss)
     print(
@@ -191,8 +229,8 @@ def _cmd_export(args: argparse.Namespace) -> None:
     state = load_checkpoint(args.model_path)
     cfg = build_config(args, Config.from_dict(state["config"]))
     dataset = args.dataset or state.get("dataset", DEFAULT_DATASET)
-    test = load_dataset(dataset, "test", args.data_dir, limit=args.test_limit)
-    res = export_checkpoint(args.model_path, args.out, cfg, test)
+    test = _test_data(args, dataset)
+    res = export_checkpoint(args.model_path, args.out, cfg, test, force=args.force)
     print(f"wrote {res.path} ({res.clipped_weights} weights saturated)")
     print(f"{'arithmetic':<12}{'test accuracy':>14}  ({len(test[1])} {dataset} samples)")
     print(f"{'float':<12}{res.float_accuracy:>14.2%}")
@@ -207,24 +245,19 @@ def _cmd_plot(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point of ``python -m model`` and ``desire-model``; errors exit with a message."""
+    """Entry point of ``python -m model`` and ``desire-model``; user errors exit 2, one line."""
     parser = build_parser()
     args = parser.parse_args(argv)
     _check_device(args.device)
-    try:
+    with user_errors(parser):
         if args.command == "plot":
             _cmd_plot(args)
-            return
-        if args.command == "export":
+        elif args.command == "export":
             _cmd_export(args)
         elif args.command == "eval" or args.eval:
             _cmd_eval(args)
         else:
             _cmd_train(args)
-    except (ConfigError, CheckpointError, DatasetError, ExportError) as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
-    except KeyboardInterrupt:
-        sys.exit(130)
 
 
 if __name__ == "__main__":

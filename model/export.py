@@ -16,8 +16,8 @@ import torch
 
 from desire.config import Config
 from golden import GoldenNet, strict_argmax
-from golden.export import write_export
-from model.train import load_checkpoint, net_from_checkpoint
+from golden.export import check_target, write_export
+from model.checkpoint import checkpoint_weights, load_checkpoint, net_from_checkpoint
 
 __all__ = ["ExportResult", "export_checkpoint"]
 
@@ -35,16 +35,19 @@ def export_checkpoint(
     out: str | Path,
     config: Config | None = None,
     test_data: tuple[np.ndarray, np.ndarray] | None = None,
+    force: bool = False,
 ) -> ExportResult:
     """Quantise ``model_path``'s weights with ``config``'s formats (default: its own config).
 
     With ``test_data`` both the float (trainer) and the integer (golden) accuracy
-    are measured on it and recorded in the manifest.
+    are measured on it and recorded in the manifest. ``force`` replaces an earlier
+    export at ``out`` (never any other folder: see :func:`golden.export.check_target`).
     """
+    check_target(Path(out), force)
     state = load_checkpoint(Path(model_path))
     cfg = config or Config.from_dict(state["config"])
+    weights = checkpoint_weights(state, cfg, Path(model_path))
     float_net = net_from_checkpoint(state, cfg)
-    weights = [w.double().numpy() for w in state["weights"]]
     golden = GoldenNet.from_float(cfg, weights)
     lo, hi = golden.c.weight_range
     scale = 2.0**golden.c.weight_frac
@@ -62,5 +65,5 @@ def export_checkpoint(
         "test_samples": None if test_data is None else len(test_data[1]),
         "clipped_weights": clipped,
     }
-    path = write_export(out, cfg, golden.weights, extra)
+    path = write_export(out, cfg, golden.weights, extra, force)
     return ExportResult(path, float_acc, fixed_acc, clipped)

@@ -9,49 +9,54 @@ a crash loses at most the epoch in progress.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from desire.config import Config
+from desire.atomic import atomic_write_text
+from desire.config import Config, load_config
+from desire.datafit import check_fits_data
 from desire.datasets import load_dataset
-from desire.errors import UserError
+from desire.rundir import LOG_NAME, RunFolder, Start, append_log, read_log, write_log
+from model.checkpoint import (
+    CHECKPOINT_FORMAT,
+    DTYPES,
+    CheckpointError,
+    load_checkpoint,
+    net_from_checkpoint,
+    save_checkpoint,
+)
 from model.network import DesireNet, class_activity
 
 __all__ = [
     "DEFAULT_BATCH",
-    "CheckpointError",
+    "PLOT_FILES",
+    "RUN_MARKS",
     "Dataset",
     "EvalStats",
     "TrainOptions",
     "default_run_dir",
     "evaluate",
-    "load_checkpoint",
     "load_data",
-    "net_from_checkpoint",
-    "save_checkpoint",
+    "run_folder",
     "train",
     "train_epoch",
 ]
 
-CHECKPOINT_FORMAT = 1
 #: Fastest batch size within 0.3 points of batch 1 after equal epochs (bench/batch_study.py).
 DEFAULT_BATCH = 8
 DEFAULT_DATASET = "fashion-mnist"
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
-
-
-class CheckpointError(UserError, ValueError):
-    """A checkpoint file is missing, unreadable or does not fit the network."""
+#: names whose presence means a folder holds a run of the trainer
+RUN_MARKS = ("config.json", LOG_NAME, "last.pt", "best.pt")
+#: figures ``python -m model plot`` writes into a run folder (owned by the run too)
+PLOT_FILES = ("accuracy.png", "local_loss.png", "spike_activity.png")
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,10 @@ class TrainOptions:
     test_limit: int | None = None
     quiet: bool = False
     resume: bool = False
+    force: bool = False
+    download: bool = False
+    #: a fresh run's starting weights (float, checked against the config); None: random
+    initial_weights: list[np.ndarray] | None = None
 
 
 @dataclass
@@ -104,9 +113,10 @@ def load_data(
     device: torch.device,
     data_dir: Path | None = None,
     limit: int | None = None,
+    download: bool = False,
 ) -> Dataset:
     """Load a split through :mod:`desire.datasets` and move it to the device once."""
-    images, labels = load_dataset(dataset, split=split, data_dir=data_dir, limit=limit)
+    images, labels = load_dataset(dataset, split, data_dir, download, limit)
     return Dataset(
         torch.from_numpy(images).to(device),
         torch.from_numpy(labels).to(device=device, dtype=torch.long),
@@ -202,109 +212,69 @@ def evaluate(
     return EvalStats(correct.item() / n, (loss / n).tolist(), n / elapsed, means)
 
 
-# ---------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a temp file in the same folder, then ``os.replace``.
-
-    A crash mid-write therefore never leaves a truncated ``last.pt``.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`, with clear errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"model file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
-    missing = {"format", "weights", "config", "epoch"} - set(
-        state if isinstance(state, dict) else ()
-    )
-    if missing:
-        raise CheckpointError(f"{path} is not a desire checkpoint (missing {sorted(missing)})")
-    if state["format"] != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: unsupported checkpoint format {state['format']}")
-    return state
+# ---------------------------------------------------------------- the run
 
 
 def _checkpoint_state(
-    net: DesireNet, epoch: int, best_acc: float, shuffle: torch.Generator, opts: TrainOptions
+    net: DesireNet,
+    epoch: int,
+    best: tuple[float, int],
+    shuffle: torch.Generator,
+    opts: TrainOptions,
+    log: list[dict[str, Any]],
 ) -> dict[str, Any]:
     return {
         "format": CHECKPOINT_FORMAT,
         "weights": [w.detach().cpu() for w in net.weights],
         "config": net.config.to_dict(),
         "epoch": epoch,
-        "best_test_acc": best_acc,
+        "best_test_acc": best[0],
+        "best_epoch": best[1],
         "rng": {"mask": net.mask_generator.get_state(), "shuffle": shuffle.get_state()},
         "dataset": opts.dataset,
         "seed": opts.seed,
+        # the log up to this epoch: a resume rebuilds log.jsonl from it, so the log never
+        # holds an epoch the checkpoint does not, nor misses one it does
+        "log": log,
     }
 
 
-def net_from_checkpoint(
-    state: dict[str, Any],
-    config: Config | None = None,
-    device: str = "cpu",
-    dtype: str = "float32",
-) -> DesireNet:
-    """Network with the checkpoint's weights; ``config`` overrides the stored one.
-
-    Shapes are checked against the config so that a checkpoint of another
-    network fails with a message instead of a matmul error.
-    """
-    cfg = config if config is not None else Config.from_dict(state["config"])
-    net = DesireNet.from_config(cfg, device=device, dtype=DTYPES[dtype], seed=state.get("seed", 0))
-    try:
-        net.load_weights(list(state["weights"]))
-    except ValueError as exc:
-        raise CheckpointError(
-            f"checkpoint does not fit layers {list(cfg.network.layers)}: {exc}"
-        ) from exc
-    return net
+def run_folder(path: Path) -> RunFolder:
+    """The trainer's run folder: its checkpoints, log and config, and the plots of it."""
+    return RunFolder(Path(path), RUN_MARKS, RUN_MARKS + PLOT_FILES, "model train")
 
 
-# ---------------------------------------------------------------- the run
+@dataclass
+class _Run:
+    """The state a run starts from: fresh, or ``last.pt``'s when resuming."""
+
+    net: DesireNet
+    shuffle: torch.Generator
+    first_epoch: int
+    best: tuple[float, int]
+    log: list[dict[str, Any]]
 
 
-def _read_log(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _write_log(path: Path, entries: list[dict[str, Any]]) -> None:
-    path.write_text("".join(json.dumps(e) + "\n" for e in entries))
-
-
-def _start(cfg: Config, opts: TrainOptions) -> tuple[DesireNet, torch.Generator, int, float]:
-    """Fresh network, or the state of ``last.pt`` when resuming."""
+def _fresh(cfg: Config, opts: TrainOptions) -> _Run:
     shuffle = torch.Generator().manual_seed(opts.seed + 2)
+    net = DesireNet.from_config(cfg, opts.device, DTYPES[opts.dtype], opts.seed)
+    if opts.initial_weights is not None:
+        net.load_weights([torch.from_numpy(w) for w in opts.initial_weights])
+    return _Run(net, shuffle, 0, (-1.0, -1), [])
+
+
+def _resume(cfg: Config, opts: TrainOptions) -> _Run:
+    """The state of ``last.pt``; the run's stored config wins over ``cfg``."""
     last = opts.out / "last.pt"
-    if not opts.resume or not last.is_file():
-        # a fresh run in a used folder starts a fresh log (it would append otherwise)
-        _write_log(opts.out / "log.jsonl", [])
-        net = DesireNet.from_config(cfg, opts.device, DTYPES[opts.dtype], opts.seed)
-        return net, shuffle, 0, -1.0
+    if not last.is_file():
+        # killed before its first epoch ended: start that run again, with its config
+        stored = opts.out / "config.json"
+        return _fresh(load_config(stored) if stored.is_file() else cfg, opts)
     state = load_checkpoint(last)
     net = net_from_checkpoint(state, None, opts.device, opts.dtype)
     if net.config != cfg and not opts.quiet:
         print(f"resuming with the config stored in {last}, not the one given", flush=True)
+    shuffle = torch.Generator()
     try:
         net.mask_generator.set_state(state["rng"]["mask"])
         shuffle.set_state(state["rng"]["shuffle"])
@@ -313,26 +283,68 @@ def _start(cfg: Config, opts: TrainOptions) -> tuple[DesireNet, torch.Generator,
             f"cannot restore the RNG state of {last} on device {opts.device} "
             f"(resume on the device it was saved on): {exc}"
         ) from exc
-    log = opts.out / "log.jsonl"
-    _write_log(log, [e for e in _read_log(log) if e["epoch"] <= state["epoch"]])
-    return net, shuffle, state["epoch"] + 1, state["best_test_acc"]
+    epoch = state["epoch"]
+    log = state.get("log") or [e for e in read_log(opts.out / LOG_NAME) if e["epoch"] <= epoch]
+    best = (state["best_test_acc"], state.get("best_epoch", -1))
+    _repair_best(opts.out, state, best[1])
+    return _Run(net, shuffle, epoch + 1, best, log)
+
+
+def _repair_best(out: Path, last_state: dict[str, Any], best_epoch: int) -> None:
+    """After a crash between writing ``last.pt`` and ``best.pt``, ``best.pt`` is older than
+    the best epoch ``last.pt`` records; that epoch *is* ``last.pt``, so copy it over."""
+    if best_epoch != last_state["epoch"]:
+        return
+    best = out / "best.pt"
+    try:
+        current = load_checkpoint(best)["epoch"] if best.is_file() else None
+    except CheckpointError:
+        current = None
+    if current != best_epoch:
+        save_checkpoint(best, last_state)
+
+
+def _check_fits(cfg: Config, data: Dataset, dataset: str) -> None:
+    n_classes = int(data.labels.max()) + 1
+    check_fits_data(cfg.network.layers, data.images.shape[1], n_classes, dataset)
 
 
 def train(cfg: Config, opts: TrainOptions) -> list[dict[str, Any]]:
     """Train for ``opts.epochs`` epochs (in total, counting resumed ones); return the log.
 
-    With ``resume`` the config stored in ``last.pt`` wins over ``cfg``.
+    Data, config and folder are checked before anything is written; the folder is
+    locked while the run lasts. With ``resume`` the config stored in the run wins.
     """
     device = torch.device(opts.device)
-    opts.out.mkdir(parents=True, exist_ok=True)
-    net, shuffle, first_epoch, best = _start(cfg, opts)
-    (opts.out / "config.json").write_text(net.config.to_json() + "\n")
-    train_set = load_data(opts.dataset, "train", device, opts.data_dir, opts.train_limit)
-    test_set = load_data(opts.dataset, "test", device, opts.data_dir, opts.test_limit)
-    log_path = opts.out / "log.jsonl"
-    for epoch in range(first_epoch, opts.epochs):
+    folder = run_folder(opts.out)
+    start = Start.from_flags(opts.resume, opts.force)
+    folder.check(start)
+    train_set = load_data(
+        opts.dataset, "train", device, opts.data_dir, opts.train_limit, opts.download
+    )
+    test_set = load_data(
+        opts.dataset, "test", device, opts.data_dir, opts.test_limit, opts.download
+    )
+    if start is not Start.RESUME:
+        _check_fits(cfg, train_set, opts.dataset)
+    with folder.open(start):
+        run = _resume(cfg, opts) if start is Start.RESUME else _fresh(cfg, opts)
+        _check_fits(run.net.config, train_set, opts.dataset)
+        atomic_write_text(opts.out / "config.json", run.net.config.to_json() + "\n")
+        write_log(folder.log, run.log)
+        _epochs(run, train_set, test_set, opts, folder.log)
+    return run.log
+
+
+def _epochs(
+    run: _Run, train_set: Dataset, test_set: Dataset, opts: TrainOptions, log_path: Path
+) -> None:
+    """Train, evaluate and commit each epoch: ``last.pt`` first (the commit), then
+    ``best.pt`` if it improved, then the log line (rebuilt from ``last.pt`` on resume)."""
+    net = run.net
+    for epoch in range(run.first_epoch, opts.epochs):
         entry: dict[str, Any] = {"epoch": epoch}
-        entry |= train_epoch(net, train_set, epoch, opts.batch_size, shuffle, opts.quiet)
+        entry |= train_epoch(net, train_set, epoch, opts.batch_size, run.shuffle, opts.quiet)
         stats = evaluate(net, test_set, opts.eval_batch_size, quiet=opts.quiet)
         entry |= {
             "test_acc": stats.accuracy,
@@ -341,17 +353,17 @@ def train(cfg: Config, opts: TrainOptions) -> list[dict[str, Any]]:
             "n_train": len(train_set),
             "n_test": len(test_set),
         }
-        with log_path.open("a") as f:
-            f.write(json.dumps(entry) + "\n")
-        improved = stats.accuracy > best
-        best = max(best, stats.accuracy)
-        state = _checkpoint_state(net, epoch, best, shuffle, opts)
+        run.log.append(entry)
+        improved = stats.accuracy > run.best[0]
+        if improved:
+            run.best = (stats.accuracy, epoch)
+        state = _checkpoint_state(net, epoch, run.best, run.shuffle, opts, run.log)
         save_checkpoint(opts.out / "last.pt", state)
         if improved:
             save_checkpoint(opts.out / "best.pt", state)
+        append_log(log_path, entry)
         if not opts.quiet:
             print(_summary(entry), flush=True)
-    return _read_log(log_path)
 
 
 def _summary(e: dict[str, Any]) -> str:

@@ -78,7 +78,8 @@ def test_cli_train_resume_eval(tmp_path: Path, capsys) -> None:
     assert [row["epoch"] for row in log] == [0, 1]
     assert log[1]["lr_int"] < log[0]["lr_int"]  # per-epoch decay
     capsys.readouterr()
-    assert main(["eval", "--model-path", str(tmp_path / "run" / "last"), "--test-limit", "40"]) == 0
+    last = str(tmp_path / "run" / "last")
+    assert main(["eval", "--model-path", last, "--test-limit", "40", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["fixed_accuracy"] == log[1]["test_acc"]
 

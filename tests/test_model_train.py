@@ -9,19 +9,11 @@ import pytest
 import torch
 
 from desire.config import PRESETS, Config
+from desire.errors import OutputError
 from model.__main__ import main
+from model.checkpoint import CheckpointError, load_checkpoint, net_from_checkpoint
 from model.network import DesireNet
-from model.train import (
-    CheckpointError,
-    Dataset,
-    TrainOptions,
-    evaluate,
-    load_checkpoint,
-    load_data,
-    net_from_checkpoint,
-    train,
-    train_epoch,
-)
+from model.train import Dataset, TrainOptions, evaluate, load_data, train, train_epoch
 
 F64 = torch.float64
 FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -133,8 +125,11 @@ def test_checkpoint_round_trip_and_resume(tmp_path: Path) -> None:
     net = net_from_checkpoint(load_checkpoint(tmp_path / "a" / "best.pt"))
     assert net.config == cfg
     assert not list((tmp_path / "a").glob("*.tmp")), "atomic write left a temp file"
-    again = train(cfg, TrainOptions(out=tmp_path / "a", epochs=2, **common))  # no resume
+    with pytest.raises(OutputError, match="already holds a model train run"):
+        train(cfg, TrainOptions(out=tmp_path / "a", epochs=2, **common))  # neither flag
+    again = train(cfg, TrainOptions(out=tmp_path / "a", epochs=2, force=True, **common))
     assert [e["epoch"] for e in again] == [0, 1], "a fresh run must not append to the old log"
+    assert load_checkpoint(tmp_path / "a" / "last.pt")["epoch"] == 1
 
 
 def test_checkpoint_errors(tmp_path: Path) -> None:
@@ -209,7 +204,7 @@ def test_cli_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture
 
 
 def test_cli_wrong_checkpoint_shape(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from model.train import save_checkpoint
+    from model.checkpoint import save_checkpoint
 
     net = DesireNet.from_config(_config((784, 32, 10)))
     state = {"format": 1, "weights": net.weights, "config": net.config.to_dict(), "epoch": 0}

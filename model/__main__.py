@@ -205,8 +205,8 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     state = load_checkpoint(args.model_path)
     cfg = build_config(args, Config.from_dict(state["config"]))
     dataset = args.dataset or state.get("dataset", DEFAULT_DATASET)
+    weights = checkpoint_weights(state, cfg, args.model_path)
     if args.arith == "fixed":
-        weights = checkpoint_weights(state, cfg, args.model_path)
         fixed = FixedNet(cfg, GoldenNet.from_float(cfg, weights).weights, args.device)
         x, y = _test_data(args, dataset)
         t0 = time.perf_counter()

@@ -27,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from desire.config import PRESETS, load_config
+from desire.errors import OutputError
 from rtl.synth import (
     DEVICES,
     ECP5_SPEED_GRADES,
@@ -69,7 +70,7 @@ def _run(point: Point) -> dict[str, Any]:
             speed=point.speed,
             placer=point.placer,
         )
-    except SynthError as exc:
+    except (SynthError, OutputError) as exc:  # a failed or refused point; the others run on
         layers = list(cfg.network.layers)
         return {"lanes": point.lanes, "seed": point.seed, "layers": layers, "error": str(exc)}
 

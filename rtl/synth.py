@@ -38,7 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from desire.config import PRESETS, Config, ConfigError, load_config
+from desire.atomic import atomic_write_text
+from desire.cli import user_errors
+from desire.config import PRESETS, Config, load_config
+from desire.errors import UserError
+from desire.outdir import claim_output_dir
 from rtl.verilog import BLOCKS, generate
 
 __all__ = [
@@ -68,6 +72,8 @@ __all__ = [
 
 TOP = BLOCKS["accelerator"]
 WRAPPER = "synth_wrapper"
+#: Name the output folders are marked with (:mod:`desire.outdir`).
+TOOL = "rtl.synth"
 #: Critical-path elements kept in the result (the slowest, in path order).
 PATH_ELEMENTS = 8
 
@@ -593,22 +599,25 @@ def synthesise(
     :func:`io_wrapper`, "auto" wraps only if the ports outnumber the package's
     pads. ``pnr=False`` stops after yosys (cell counts, no Fmax). ``speed``: the
     ECP5 speed grade nextpnr times against (default: the slowest);
-    ``placer``: nextpnr's placer, one of :data:`PLACERS`.
-    Raises FitError if a resource overflows, SynthError if a tool fails.
+    ``placer``: nextpnr's placer, one of :data:`PLACERS`. ``out`` must be new, empty or
+    an earlier ``rtl.synth`` folder (:func:`desire.outdir.claim_output_dir`), so a sweep
+    or a mistyped ``--out`` never overwrites someone else's files.
+    Raises FitError if a resource overflows, SynthError if a tool fails, OutputError if
+    ``out`` cannot be used.
     """
     device = DEVICES[(target, device_key or DEFAULT_DEVICE[target])]
     speed = check_speed(device, speed)
     freq = freq or device.default_freq
-    out.mkdir(parents=True, exist_ok=True)
+    claim_output_dir(out, TOOL, create=False)  # refuse before the seconds of generation
     times: dict[str, float] = {}
 
     t0 = time.monotonic()
     verilog = generate(cfg)
-    top_file = out / f"{TOP}.v"
-    top_file.write_text(verilog)
+    claim_output_dir(out, TOOL)
+    atomic_write_text(out / f"{TOP}.v", verilog)
     synth_verilog, dropped = drop_zero_memory_init(verilog)
     synth_file = out / f"{TOP}.synth.v"
-    synth_file.write_text(synth_verilog)
+    atomic_write_text(synth_file, synth_verilog)
     times["verilog_s"] = time.monotonic() - t0
 
     ports = top_ports(verilog)
@@ -616,11 +625,11 @@ def synthesise(
     wrapped = io == "wrap" or (io == "auto" and port_bits > device.io_pins)
     files, top = [synth_file.name], TOP
     if wrapped:
-        (out / f"{WRAPPER}.v").write_text(io_wrapper(ports))
+        atomic_write_text(out / f"{WRAPPER}.v", io_wrapper(ports))
         files, top = [*files, f"{WRAPPER}.v"], WRAPPER
 
     t0 = time.monotonic()
-    (out / "synth.ys").write_text(yosys_script(target, top, files) + "\n")
+    atomic_write_text(out / "synth.ys", yosys_script(target, top, files) + "\n")
     run_tool(TOOLS["yosys"], ["-q", "-l", "yosys.log", "-s", "synth.ys"], out, out / "yosys.out")
     times["yosys_s"] = time.monotonic() - t0
     cells = yosys_cells(json.loads((out / "stat.json").read_text()))
@@ -702,7 +711,7 @@ def _nextpnr(
 ) -> None:
     """Place and route ``out/netlist.json``; FitError if nextpnr runs out of a bel type."""
     name, text = _pin_constraints(device)
-    (out / name).write_text(text)
+    atomic_write_text(out / name, text)
     kind = "lpf" if device.target == "ecp5" else "pcf"
     args = [
         *device.nextpnr_args,
@@ -746,7 +755,7 @@ def weight_memory_bits(cfg: Config) -> int:
 
 
 def _write(out: Path, result: dict[str, Any]) -> None:
-    (out / "result.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(out / "result.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
 
 
 TABLE_HEADER = (
@@ -777,7 +786,7 @@ def markdown_row(result: dict[str, Any]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rtl.synth", description=__doc__.split("\n")[0])
     parser.add_argument("--target", choices=["ecp5", "ice40"], required=True)
     parser.add_argument(
@@ -807,30 +816,58 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="auto: wrap the top (io_wrapper) only if its ports outnumber the pads",
     )
     parser.add_argument("--no-pnr", action="store_true", help="stop after yosys")
-    parser.add_argument("--out", type=Path, default=Path("build/synth"), help="output folder")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("build/synth"),
+        help="output folder: new, empty or written by rtl.synth before",
+    )
+    return parser
+
+
+def _device(args: argparse.Namespace) -> Device:
+    """The device of ``--target``/``--device``, checked with ``--speed``; UserError if wrong.
+
+    Why before the flow: these are the user's choices, so a mistake is one line and
+    exit status 2, found before anything is generated or written.
+    """
     key = args.device or DEFAULT_DEVICE[args.target]
-    if (args.target, key) not in DEVICES:
-        parser.error(f"--device {key} is not a {args.target} device")
+    device = DEVICES.get((args.target, key))
+    if device is None:
+        raise UserError(f"--device {key} is not a {args.target} device")
     try:
+        check_speed(device, args.speed)
+    except SynthError as exc:
+        raise UserError(f"--speed: {exc}") from None
+    return device
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the flow: exit 2 for a user mistake (one line), 1 if a tool fails or the design does
+    not fit (the flow ran, but its result is not usable)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    with user_errors(parser):
+        device = _device(args)
         cfg = load_config(args.config, None if args.config else args.preset)
         if args.lanes is not None:
             cfg = cfg.replace(hardware={"lanes": args.lanes})
-        result = synthesise(
-            cfg,
-            args.target,
-            key,
-            out=args.out,
-            freq=args.freq,
-            seed=args.seed,
-            speed=args.speed,
-            placer=args.placer,
-            io=args.io,
-            pnr=not args.no_pnr,
-        )
-    except (ConfigError, SynthError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        try:
+            result = synthesise(
+                cfg,
+                args.target,
+                device.key,
+                out=args.out,
+                freq=args.freq,
+                seed=args.seed,
+                speed=args.speed,
+                placer=args.placer,
+                io=args.io,
+                pnr=not args.no_pnr,
+            )
+        except SynthError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     print(TABLE_HEADER)
     print(markdown_row(result))
     print(f"result: {args.out / 'result.json'}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -257,9 +259,73 @@ def test_nextpnr_gets_the_speed_grade(monkeypatch: pytest.MonkeyPatch, tmp_path:
 
 def test_cli_rejects_bad_speed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert main(["--target", "ecp5", "--speed", "9", "--out", str(out)]) == 1
-    assert "speed grades 6, 7, 8, not 9" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["--target", "ecp5", "--speed", "9", "--out", str(out)])
+    assert exit_.value.code == 2, "a user mistake"
+    err = capsys.readouterr().err
+    assert "speed grades 6, 7, 8, not 9" in err and len(err.strip().splitlines()) == 1
     assert not out.exists(), "nothing written for a bad option"
+
+
+def _cli_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """``main(argv)`` must exit 2 with one line on stderr; returns that line."""
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_cli_bad_config_is_one_line(tmp_path: Path) -> None:
+    """Run as a user runs it: exit 2, one line, no traceback, nothing written."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[hardware]\nlanes = 0\n")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "rtl.synth", "--target", "ecp5", "--config", str(bad), "--out", out],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "lanes" in proc.stderr
+    assert not out.exists()
+
+
+def test_cli_refuses_foreign_out(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "result.json").write_text("{}\n")
+    assert "did not write" in _cli_error(["--target", "ecp5", "--out", str(out)], capsys)
+    assert [p.name for p in out.iterdir()] == ["result.json"]
+    assert (out / "result.json").read_text() == "{}\n", "unchanged"
+    assert "is a file" in _cli_error(
+        ["--target", "ecp5", "--out", str(out / "result.json")], capsys
+    )
+    assert "lanes" in _cli_error(["--target", "ecp5", "--lanes", "0", "--out", str(out)], capsys)
+
+
+def test_cli_reruns_into_its_own_folder(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Twice into one folder with a stand-in yosys: the second run may overwrite the first."""
+
+    def fake_yosys(tool: str, args: list[str], cwd: Path, log: Path, **kw: object) -> None:
+        stat = {"design": {"num_cells_by_type": {"LUT4": 3, "TRELLIS_FF": 2}}}
+        (cwd / "stat.json").write_text(json.dumps(stat))
+        (cwd / "yosys.log").write_text("")
+
+    monkeypatch.setattr(synth, "run_tool", fake_yosys)
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text("[network]\nlayers = [16, 4, 2]\n[hardware]\nlanes = 2\n")
+    out = tmp_path / "out"
+    argv = ["--target", "ecp5", "--config", str(cfg), "--no-pnr", "--out", str(out)]
+    assert main(argv) == 0
+    assert main(argv) == 0
+    assert json.loads((out / "result.json").read_text())["luts"] == 3
+    assert "| ecp5 |" in capsys.readouterr().out
 
 
 def test_ice40_config_is_valid() -> None:

@@ -15,19 +15,25 @@ import json
 import math
 import tomllib
 from dataclasses import dataclass, field, fields
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
 from desire.errors import UserError
 
 __all__ = [
+    "LR_REGISTER_BITS",
+    "MAX_LAYER_SIZE",
     "PRESETS",
     "Config",
     "ConfigError",
     "Formats",
     "Hardware",
     "Network",
+    "exact",
     "load_config",
+    "lr_register",
+    "to_fixed",
 ]
 
 Rounding = Literal["stochastic", "nearest", "truncate"]
@@ -38,9 +44,93 @@ class ConfigError(UserError, ValueError):
     """A configuration value is missing, of the wrong type or out of range."""
 
 
+#: Largest neuron count of one layer. Far above the paper's 1600, far below a size that
+#: would exhaust memory before the first sample: a 2e9-neuron layer is a typo, not a network.
+MAX_LAYER_SIZE = 65536
+#: Width of the accelerator's learning-rate register (docs/fixed-point.md, section 6).
+LR_REGISTER_BITS = 32
+
+
 def _check(cond: bool, msg: str) -> None:
     if not cond:
         raise ConfigError(msg)
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """``repr`` cut to ``limit`` characters: a message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def exact(x: float) -> Fraction:
+    """The decimal a user wrote (0.3), as an exact rational, not its binary approximation.
+
+    ``str`` of a float is the shortest decimal that reads back as the same double, which
+    is what the user typed unless they typed more than 17 significant digits. Every
+    integer constant of docs/fixed-point.md is computed from these, so the integer
+    comparisons equal the real-valued ones.
+    """
+    return Fraction(str(x))
+
+
+def to_fixed(x: Fraction, frac_bits: int) -> int:
+    """round(x * 2^frac_bits), exactly; ties go to the even integer (Python's ``round``)."""
+    return round(x * (1 << frac_bits))
+
+
+def lr_register(lr: float, lr_decay: float, epoch: int, scale: int) -> int:
+    """Learning-rate register of ``epoch``: round(lr * exp(-lr_decay * epoch) * 2^scale).
+
+    ``lr`` enters as its decimal (:func:`exact`); ``exp`` is the float64 ``math.exp`` of
+    the float64 product ``-lr_decay * epoch``, the one factor that cannot be exact (it is
+    exactly 1 at epoch 0); the product and the rounding (ties to even) are exact. Only
+    the host computes it: golden/ and the RTL take the register value as an input.
+    """
+    decay = Fraction(math.exp(-lr_decay * epoch))
+    return round(exact(lr) * decay * Fraction(2) ** scale)
+
+
+def _finite(where: str, value: Any) -> float:
+    """``value`` as a finite float: inf or nan would surface later as NaN weights or an
+    OverflowError deep inside the arithmetic."""
+    _check(
+        isinstance(value, int | float) and not isinstance(value, bool),
+        f"{where} must be a number, got {_show(value)}",
+    )
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    _check(math.isfinite(number), f"{where} must be a finite number, got {_show(value)}")
+    return number
+
+
+def _converted(where: str, value: Any, like: Any) -> Any:
+    """``value`` with the type of the field default ``like`` (a list becomes a tuple, an int
+    a float), element by element for tuples; anything else is a :class:`ConfigError` naming
+    ``where``, so that no wrong type reaches the arithmetic."""
+    if isinstance(like, bool):
+        _check(isinstance(value, bool), f"{where} must be true or false, not {_show(value)}")
+        return value
+    if isinstance(like, tuple):
+        _check(isinstance(value, list | tuple), f"{where} must be a list, got {_show(value)}")
+        return tuple(_converted(f"{where}[{i}]", v, like[0]) for i, v in enumerate(value))
+    if isinstance(like, int):
+        _check(
+            isinstance(value, int) and not isinstance(value, bool),
+            f"{where} must be an int, got {_show(value)}",
+        )
+        return value
+    if isinstance(like, float):
+        return _finite(where, value)
+    _check(isinstance(value, str), f"{where} must be a string, got {_show(value)}")
+    return value
+
+
+def _check_types(section: str, values: Any) -> None:
+    """Every field of a section has its default's type (numbers finite, tuples element-wise)."""
+    for f in fields(values):
+        _converted(f"{section}.{f.name}", getattr(values, f.name), f.default)
 
 
 @dataclass(frozen=True)
@@ -67,7 +157,8 @@ class Network:
         _check(len(self.layers) >= 2, f"layers needs at least 2 sizes, got {self.layers!r}")
         for n in self.layers:
             _check(
-                isinstance(n, int) and n >= 1, f"layer sizes must be positive ints: {self.layers!r}"
+                1 <= n <= MAX_LAYER_SIZE,
+                f"layer sizes must be in [1, {MAX_LAYER_SIZE}] neurons, got {n} in {self.layers!r}",
             )
         _check(self.layers[-1] >= 2, "the output layer needs at least 2 classes")
         _check(1 <= self.tsteps <= 1024, f"tsteps must be in [1, 1024], got {self.tsteps}")
@@ -160,6 +251,11 @@ class Formats:
             _check(0 < v < 2**32, f"{name} must be a non-zero 32-bit value, got {v}")
         _check(1 <= self.prob_bits <= 16, f"prob_bits must be in [1, 16], got {self.prob_bits}")
 
+    @property
+    def lr_scale(self) -> int:
+        """Binary exponent of the learning-rate register: lr_int = lr * 2^lr_scale."""
+        return self.lr_shift + self.weight_frac - self.trace_frac
+
 
 @dataclass(frozen=True)
 class Hardware:
@@ -172,7 +268,6 @@ class Hardware:
 
     def validate(self) -> None:
         _check(1 <= self.lanes <= 256, f"lanes must be in [1, 256], got {self.lanes}")
-        _check(isinstance(self.training, bool), f"training must be a bool, got {self.training!r}")
 
 
 @dataclass(frozen=True)
@@ -184,23 +279,81 @@ class Config:
     hardware: Hardware = field(default_factory=Hardware)
 
     def __post_init__(self) -> None:
+        for name in ("network", "formats", "hardware"):
+            _check_types(name, getattr(self, name))
         self.network.validate()
         self.formats.validate()
         self.hardware.validate()
-        self._check_formats_fit()
-
-    def _check_formats_fit(self) -> None:
-        n, f = self.network, self.formats
-        thr = round(n.mempot_thres * 2**f.weight_frac)
+        self._check_dropout_fits()
+        self._check_thresholds_fit()
+        self._check_lr_fits()
         _check(
-            thr < 2 ** (f.membrane_bits - 1),
+            self.network.tsteps * 2**self.formats.trace_bits < 2**32,
+            "tsteps * 2^trace_bits must stay below 2^32 (trace accumulator width)",
+        )
+
+    def fixed_thresholds(self) -> tuple[int, tuple[int, ...]]:
+        """(thr_eval, thr_train per linear layer): round(theta * (1 - p_l) * 2^weight_frac).
+
+        Exact from the decimals, ties to even (docs/fixed-point.md, section 3); the one
+        definition that golden/fixed.py and the checks below share.
+        """
+        n, wf = self.network, self.formats.weight_frac
+        theta = exact(n.mempot_thres)
+        train = tuple(
+            to_fixed(theta * (1 - exact(n.layer_dropout(l))), wf) for l in range(len(n.layers) - 1)
+        )
+        return to_fixed(theta, wf), train
+
+    def fixed_drop_p(self) -> tuple[int, ...]:
+        """drop_p per neuron layer: round(p * 2^prob_bits), exact, ties to even (section 7)."""
+        n, bits = self.network, self.formats.prob_bits
+        return tuple(to_fixed(exact(n.layer_dropout(j)), bits) for j in range(len(n.layers)))
+
+    def _check_thresholds_fit(self) -> None:
+        """thr_eval and every thr_train must be > 0 and fit the membrane: the RTL's threshold
+        register refuses 0, and a 0 threshold would fire every neuron on every step."""
+        n, f = self.network, self.formats
+        thr_eval, thr_train = self.fixed_thresholds()
+        _check(
+            thr_eval < 2 ** (f.membrane_bits - 1),
             f"mempot_thres {n.mempot_thres} does not fit a {f.membrane_bits}-bit membrane "
             f"with {f.weight_frac} fraction bits",
         )
-        _check(thr >= 1, "mempot_thres rounds to 0 with this weight_frac")
+        _check(thr_eval >= 1, f"mempot_thres {n.mempot_thres} rounds to 0 with this weight_frac")
+        for l, thr in enumerate(thr_train):
+            _check(
+                thr >= 1,
+                f"mempot_thres {n.mempot_thres} with dropout {n.layer_dropout(l)} gives weight "
+                f"layer {l} a training threshold round(theta * (1 - p) * 2^{f.weight_frac}) = 0; "
+                "raise mempot_thres or weight_frac",
+            )
+
+    def _check_dropout_fits(self) -> None:
+        """A p > 0 must not round to drop_p = 0 (dropout that silently drops nothing) nor to
+        2^prob_bits (every neuron dropped)."""
+        n, bits = self.network, self.formats.prob_bits
+        for j, p_int in enumerate(self.fixed_drop_p()):
+            p = n.layer_dropout(j)
+            _check(
+                p == 0 or p_int >= 1,
+                f"dropout {p} of neuron layer {j} rounds to drop_p = round(p * 2^{bits}) = 0 "
+                "and would drop nothing; set it to 0 or raise formats.prob_bits",
+            )
+            _check(
+                p_int < 1 << bits,
+                f"dropout {p} of neuron layer {j} rounds to drop_p = 2^{bits} and would drop "
+                "every neuron; lower it or raise formats.prob_bits",
+            )
+
+    def _check_lr_fits(self) -> None:
+        """The epoch-0 learning-rate register (the largest: lr_decay >= 0) must fit 32 bits."""
+        n, f = self.network, self.formats
+        lr0 = lr_register(n.lr, n.lr_decay, 0, f.lr_scale)
         _check(
-            n.tsteps * 2**f.trace_bits < 2**32,
-            "tsteps * 2^trace_bits must stay below 2^32 (trace accumulator width)",
+            lr0 < 1 << LR_REGISTER_BITS,
+            f"lr {n.lr} gives a learning-rate register round(lr * 2^{f.lr_scale}) that does "
+            f"not fit its {LR_REGISTER_BITS} bits; lower lr or formats.lr_shift",
         )
 
     def replace(self, **sections: Any) -> Config:
@@ -220,11 +373,14 @@ class Config:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:
         """Build from nested dicts; unknown keys and wrong types are errors."""
-        _check(isinstance(data, dict), "config must be a mapping")
+        _check(isinstance(data, dict), f"a config must be a mapping, got {_show(data)}")
         unknown = set(data) - {"network", "formats", "hardware", "preset"}
-        _check(not unknown, f"unknown config sections: {sorted(unknown)}")
+        _check(not unknown, f"unknown config sections: {sorted(unknown, key=repr)}")
         preset = data.get("preset", "default")
-        _check(preset in PRESETS, f"unknown preset {preset!r}; have {sorted(PRESETS)}")
+        _check(
+            isinstance(preset, str) and preset in PRESETS,
+            f"unknown preset {_show(preset)}; have {sorted(PRESETS)}",
+        )
         base = PRESETS[preset]
         kw = {}
         for section, klass in (("network", Network), ("formats", Formats), ("hardware", Hardware)):
@@ -235,29 +391,41 @@ class Config:
 
 
 def _build_section(klass: type, base: Any, values: dict[str, Any], section: str) -> Any:
-    names = {f.name: f for f in fields(klass)}
-    unknown = set(values) - set(names)
-    _check(not unknown, f"unknown keys in [{section}]: {sorted(unknown)}")
-    out = {}
-    for key, value in values.items():
-        default = getattr(base, key)
-        if isinstance(default, bool):
-            _check(isinstance(value, bool), f"{section}.{key} must be true or false, not {value!r}")
-        elif isinstance(default, tuple):
-            _check(isinstance(value, list | tuple), f"{section}.{key} must be a list")
-            value = tuple(value)
-        elif isinstance(default, int):
-            _check(
-                isinstance(value, int) and not isinstance(value, bool),
-                f"{section}.{key} must be an int, got {value!r}",
-            )
-        elif isinstance(default, float):
-            _check(isinstance(value, int | float), f"{section}.{key} must be a number")
-            value = float(value)
-        elif isinstance(default, str):
-            _check(isinstance(value, str), f"{section}.{key} must be a string")
-        out[key] = value
+    defaults = {f.name: f.default for f in fields(klass)}
+    unknown = set(values) - set(defaults)
+    _check(not unknown, f"unknown keys in [{section}]: {sorted(unknown, key=repr)}")
+    out = {
+        key: _converted(f"{section}.{key}", value, defaults[key]) for key, value in values.items()
+    }
     return dataclasses.replace(base, **out)
+
+
+def _read_text(p: Path) -> str:
+    """The file's text; a folder, a missing, unreadable or non-UTF-8 file is a ConfigError."""
+    try:
+        if p.is_dir():
+            raise ConfigError(f"config file {p} is a folder, not a file")
+        if not p.exists():
+            raise ConfigError(f"config file not found: {p}")
+        if not p.is_file():
+            raise ConfigError(f"config file {p} is not a regular file")
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror or exc}") from exc
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p} is not UTF-8 text (bad byte at offset {exc.start})") from exc
+
+
+def _parse(p: Path, text: str) -> dict[str, Any]:
+    """TOML, or JSON for a ``.json`` file; the top level must be a table/object."""
+    try:
+        data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
+    except (ValueError, RecursionError) as exc:  # the decode errors are ValueErrors
+        raise ConfigError(f"cannot parse {p}: {exc}") from exc
+    _check(isinstance(data, dict), f"{p}: a config must be a JSON object, got {_show(data)}")
+    return data
 
 
 def load_config(path: str | Path | None = None, preset: str | None = None) -> Config:
@@ -267,16 +435,13 @@ def load_config(path: str | Path | None = None, preset: str | None = None) -> Co
         _check(name in PRESETS, f"unknown preset {name!r}; have {sorted(PRESETS)}")
         return PRESETS[name]
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
-    text = p.read_text()
-    try:
-        data = json.loads(text) if p.suffix == ".json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot parse {p}: {exc}") from exc
+    data = _parse(p, _read_text(p))
     if preset is not None:
         data.setdefault("preset", preset)
-    return Config.from_dict(data)
+    try:
+        return Config.from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from exc
 
 
 _FMNIST = Network()

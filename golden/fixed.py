@@ -4,19 +4,21 @@ Everything the datapath needs as an integer (thresholds, desire thresholds,
 learning-rate register, dropout probabilities, saturation bounds) is computed
 here once, from :class:`desire.config.Config`, so that golden/, rtl/ and sim/
 read the same numbers. Real-valued thresholds are converted with exact rational
-arithmetic (``Fraction(str(x))``) so that the integer comparison is equivalent
-to the real one for every integer spike count (docs/fixed-point.md, section 5).
+arithmetic (:func:`desire.config.exact`) so that the integer comparison is equivalent
+to the real one for every integer spike count (docs/fixed-point.md, section 5); the
+firing thresholds, ``drop_p`` and the learning-rate register come from the functions
+the config checks them with (``Config.fixed_thresholds``, ``Config.fixed_drop_p``,
+:func:`desire.config.lr_register`), so a config that loads has constants that fit.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
-from desire.config import Config
+from desire.config import LR_REGISTER_BITS, Config, exact, lr_register
 
 __all__ = [
     "PIXEL_FULL",
@@ -44,11 +46,6 @@ def sat(x: np.ndarray, bits: int) -> np.ndarray:
     """Saturate ``x`` to a signed ``bits``-bit range (never wrap)."""
     lo, hi = signed_range(bits)
     return np.clip(x, lo, hi)
-
-
-def _exact(x: float) -> Fraction:
-    """The decimal a user wrote (0.3), not its binary float approximation."""
-    return Fraction(str(x))
 
 
 @dataclass(frozen=True)
@@ -79,6 +76,7 @@ class Constants:
     rounding_seed: int
     lr: float
     lr_decay: float
+    lr_scale: int
 
     @property
     def n_linear(self) -> int:
@@ -94,11 +92,13 @@ class Constants:
         return self.thr_train[layer] if training else self.thr_eval
 
     def lr_int(self, epoch: int) -> int:
-        """Learning-rate register for ``epoch``: round(lr_e * 2^(lr_shift + wf - tf))."""
-        scale = self.lr_shift + self.weight_frac - self.trace_frac
-        value = round(self.lr * math.exp(-self.lr_decay * epoch) * 2.0**scale)
-        if not 0 <= value < 2**32:
-            raise ValueError(f"learning-rate register {value} does not fit 32 bits")
+        """Learning-rate register for ``epoch``: round(lr_e * 2^(lr_shift + wf - tf)).
+
+        :func:`desire.config.lr_register` computes it (the config checks epoch 0 fits).
+        """
+        value = lr_register(self.lr, self.lr_decay, epoch, self.lr_scale)
+        if not 0 <= value < 2**LR_REGISTER_BITS:
+            raise ValueError(f"learning-rate register {value} does not fit {LR_REGISTER_BITS} bits")
         return value
 
     def hidden_acc_bits(self, fan_out: int) -> int:
@@ -110,12 +110,9 @@ def constants(cfg: Config) -> Constants:
     """Derive every integer constant of the datapath from ``cfg``."""
     n, f = cfg.network, cfg.formats
     one = 1 << f.weight_frac
-    theta = _exact(n.mempot_thres)
     r = n.target_count
-    thr_train = tuple(
-        round(theta * (1 - _exact(n.layer_dropout(i))) * one) for i in range(len(n.layers) - 1)
-    )
-    th_out = _exact(n.desire_thres_output)
+    thr_eval, thr_train = cfg.fixed_thresholds()
+    th_out = exact(n.desire_thres_output)
     return Constants(
         layers=n.layers,
         tsteps=n.tsteps,
@@ -127,7 +124,7 @@ def constants(cfg: Config) -> Constants:
         trace_frac=f.trace_frac,
         trace_one=1 << f.trace_frac,
         trace_max=(1 << f.trace_bits) - 1,
-        thr_eval=round(theta * one),
+        thr_eval=thr_eval,
         thr_train=thr_train,
         target_count=r,
         # label neuron desired (+1) while c < (1 - th_out) * R
@@ -135,10 +132,8 @@ def constants(cfg: Config) -> Constants:
         # other neurons desired (-1) while c > th_out * R
         out_other_above=math.floor(th_out * r),
         # hidden desire active while |sum w*E*q| >= th_hid * R * 2^wf
-        hid_thr=math.ceil(_exact(n.desire_thres_hidden) * r * one),
-        drop_p=tuple(
-            round(_exact(n.layer_dropout(i)) * (1 << f.prob_bits)) for i in range(len(n.layers))
-        ),
+        hid_thr=math.ceil(exact(n.desire_thres_hidden) * r * one),
+        drop_p=cfg.fixed_drop_p(),
         prob_bits=f.prob_bits,
         lr_shift=f.lr_shift,
         rounding=f.rounding,
@@ -146,6 +141,7 @@ def constants(cfg: Config) -> Constants:
         rounding_seed=f.rounding_seed,
         lr=n.lr,
         lr_decay=n.lr_decay,
+        lr_scale=f.lr_scale,
     )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from desire.config import Config
+from desire.config import LR_REGISTER_BITS, Config
 from golden.desire_unit import hidden_desire, local_error, output_desire, ternary
 from golden.encoder import Encoder, check_pixels
 from golden.fixed import Constants, constants, dequantize_weights, quantize_weights
@@ -20,7 +20,7 @@ from golden.neuron_core import NeuronCore
 from golden.prng import XorShift32, dropout_mask
 from golden.update_unit import rounding_offsets, stdp_accumulate, weight_update
 
-__all__ = ["ForwardRecord", "GoldenNet", "StepRecord", "strict_argmax"]
+__all__ = ["ForwardRecord", "GoldenNet", "StepRecord", "check_lr_int", "strict_argmax"]
 
 
 def strict_argmax(counts: np.ndarray) -> np.ndarray:
@@ -60,6 +60,16 @@ class StepRecord:
     def counts(self) -> list[np.ndarray]:
         """Spike counts of every layer for this sample."""
         return [c[0] for c in self.forward.counts]
+
+
+def check_lr_int(lr_int: int) -> None:
+    """Refuse a learning-rate register value the 32-bit unsigned register cannot hold."""
+    is_int = isinstance(lr_int, int | np.integer) and not isinstance(lr_int, bool)
+    if not (is_int and 0 <= lr_int < 2**LR_REGISTER_BITS):
+        raise ValueError(
+            f"lr_int must be an integer in [0, 2^{LR_REGISTER_BITS}) (the learning-rate "
+            f"register), got {lr_int!r}"
+        )
 
 
 class GoldenNet:
@@ -188,7 +198,13 @@ class GoldenNet:
     def train_step(
         self, image: np.ndarray, label: int, lr_int: int, record: bool = False
     ) -> StepRecord:
-        """Forward, backward and update of one sample, exactly as the accelerator does."""
+        """Forward, backward and update of one sample, exactly as the accelerator does.
+
+        ``lr_int`` is the 32-bit unsigned learning-rate register (docs/fixed-point.md,
+        section 6); anything outside [0, 2^32) is refused, since a negative value would
+        reverse learning and a wider one cannot be written to the hardware.
+        """
+        check_lr_int(lr_int)
         keep = self.draw_keep()
         fwd = self.forward(image, keep=keep, record=record)
         counts = [cnt[0] for cnt in fwd.counts]

@@ -41,6 +41,9 @@ __all__ = [
     "train_online",
 ]
 
+#: what ``last/`` must record to resume a run, with the type of each
+_STATE_KEYS = {"epoch": int, "best": float, "dropout_rng": int, "rounding_rng": int}
+
 #: names whose presence means a folder holds an online run (all of them the run's own)
 RUN_MARKS = (LOG_NAME, "last", "best")
 
@@ -92,7 +95,20 @@ def resume_state(out: Path) -> tuple[Config, list[np.ndarray], dict[str, Any]] |
     if not (out / "last").exists():
         return None
     cfg, weights, manifest = load_export(out / "last")
-    return cfg, weights, manifest["golden_state"]
+    state = manifest.get("golden_state")
+    if not _resumable(state):
+        raise ExportError(
+            f"{out / 'last'} holds no resumable training state (golden_state with "
+            f"{', '.join(_STATE_KEYS)}); it is an export, not a run's checkpoint"
+        )
+    return cfg, weights, state
+
+
+def _resumable(state: object) -> bool:
+    return isinstance(state, dict) and all(
+        isinstance(state.get(k), t) and not isinstance(state.get(k), bool)
+        for k, t in _STATE_KEYS.items()
+    )
 
 
 def restore(net: OnlineNet, out: Path, state: dict[str, Any]) -> Progress:
@@ -152,6 +168,12 @@ def train_online(
     (x, y), (xt, yt) = train, test
     progress = progress or Progress()
     write_log(run.out / LOG_NAME, progress.log)
+    if net.c.lr_int(progress.first_epoch) == 0:
+        print(
+            f"warning: lr {net.cfg.network.lr:g} rounds to a learning-rate register of 0 with "
+            f"lr_shift {net.cfg.formats.lr_shift}: the weights will not change",
+            file=sys.stderr,
+        )
     for epoch in range(progress.first_epoch, run.epochs):
         order = np.random.default_rng([run.seed, epoch]).permutation(len(y))
         lr_int = net.c.lr_int(epoch)

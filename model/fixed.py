@@ -21,6 +21,7 @@ import torch
 from desire.config import Config
 from golden.desire_unit import hidden_desire, local_error, output_desire, ternary
 from golden.fixed import PIXEL_FULL, constants
+from golden.network import check_lr_int
 from golden.prng import XorShift32, dropout_mask
 from golden.update_unit import rounding_offsets
 
@@ -122,6 +123,7 @@ class FixedNet:
 
     def train_step(self, pixels: np.ndarray, label: int, lr_int: int) -> FixedStep:
         """One online sample: forward, desire (golden's desire unit on host), update on device."""
+        check_lr_int(lr_int)
         c = self.c
         keep = self._draw_keep()
         counts_t, spk, trc = self.forward(torch.as_tensor(pixels).reshape(1, -1), keep)

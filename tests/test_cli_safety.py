@@ -299,3 +299,18 @@ def test_cli_errors_in_a_real_process(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "lr" in proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_golden_resume_from_a_plain_export(trained: Path, tmp_path: Path, capsys) -> None:
+    """An export copied in as last/ has no training state: one line, not a KeyError."""
+    run = tmp_path / "run"
+    run.mkdir()
+    model_main(["export", "--model-path", str(trained / "best.pt"), "--out", str(run / "last")])
+    err = _refused(golden_main, ["train", "--resume", "--out", str(run), *GOLDEN_SMALL], capsys)
+    assert "no resumable training state" in err
+
+
+def test_golden_warns_when_the_learning_rate_register_is_zero(tmp_path: Path, capsys) -> None:
+    argv = ["train", "--epochs", "1", "--lr", "1e-12", "--out", str(tmp_path / "r"), "--quiet"]
+    assert golden_main([*argv, *GOLDEN_SMALL]) == 0
+    assert "rounds to a learning-rate register of 0" in capsys.readouterr().err

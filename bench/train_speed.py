@@ -7,7 +7,11 @@ trainer's cost is dense and does not depend on the data, and the benchmark
 then needs no dataset.
 
     python bench/train_speed.py                       # all defaults, ~2 min on CPU
-    python bench/train_speed.py --presets default --batch-sizes 1 32
+    python bench/train_speed.py --presets default --batch-sizes 1 32 --threads 1
+
+The torch thread counts are part of the result (``meta.cpu_threads``,
+``meta.interop_threads``): on CPU the rates depend on them, so a figure without
+them cannot be compared.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 import torch
 from report import emit  # bench/ is on sys.path when a script here runs
 
+from desire.cli import add_threads_flag, apply_threads
 from desire.config import PRESETS
 from model.network import DesireNet
 
@@ -83,11 +88,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--devices", nargs="+", help="default: cpu, plus cuda when available")
     p.add_argument("--budget-s", type=float, default=1.5, help="timed seconds per measurement")
     p.add_argument("--max-batches", type=int, default=50)
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    add_threads_flag(p)
     p.add_argument("--out", help="also write the JSON here")
     args = p.parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     results = [
         measure(preset, batch, torch.device(dev), args.budget_s, args.max_batches)
@@ -98,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     meta = {
         "torch": torch.__version__,
         "cpu_threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
         "machine": platform.machine(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
     }

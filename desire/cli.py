@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ __all__ = [
     "DEFAULT_DATASET",
     "add_data_flags",
     "add_network_flags",
+    "add_threads_flag",
+    "apply_threads",
     "build_config",
     "network_overrides",
     "positive_int",
@@ -101,6 +103,34 @@ def add_data_flags(
     g.add_argument("--data-dir", type=Path, help="folder with the IDX files (default: search)")
     g.add_argument("--download", action="store_true", help="download the dataset if not found")
     g.add_argument("--test-limit", type=positive_int, help="use only the first N test samples")
+
+
+def add_threads_flag(p: argparse.ArgumentParser) -> None:
+    """``--threads N`` for tools that compute with torch; absent, torch keeps its default."""
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        help="CPU threads for torch (default: torch's choice, one per core)",
+    )
+
+
+def apply_threads(threads: int | None) -> None:
+    """Give torch ``threads`` intra-op threads and, where torch still allows it, inter-op ones.
+
+    ``None`` changes nothing, so the default stays torch's own. Torch takes the inter-op
+    count once per process and only before inter-op work has started; where that has
+    passed (``main`` called again in one process) that pool stays as it is: it only runs
+    independent operations side by side, while each operation's arithmetic uses the
+    intra-op threads set here. Torch is imported here rather than at the top because
+    golden/'s command line uses this module and never needs torch.
+    """
+    if threads is None:
+        return
+    import torch
+
+    torch.set_num_threads(threads)
+    with suppress(RuntimeError):
+        torch.set_num_interop_threads(threads)
 
 
 def network_overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -18,7 +18,14 @@ import numpy as np
 import torch
 
 import golden.train as golden_train
-from desire.cli import add_network_flags, build_config, positive_int, user_errors
+from desire.cli import (
+    add_network_flags,
+    add_threads_flag,
+    apply_threads,
+    build_config,
+    positive_int,
+    user_errors,
+)
 from desire.config import Config
 from desire.datasets import DATASETS, load_dataset
 from desire.errors import UserError
@@ -50,6 +57,7 @@ def _add_run_flags(p: argparse.ArgumentParser, training: bool) -> None:
     p.add_argument("--data-dir", type=Path, help="folder with the IDX files")
     p.add_argument("--download", action="store_true", help="download the dataset if not found")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_threads_flag(p)
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument(
         "--arith",
@@ -107,11 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--download", action="store_true", help="download the dataset if not found")
     exp.add_argument("--test-limit", type=positive_int, help="use only the first N test samples")
     exp.add_argument("--device", default="cpu")
+    add_threads_flag(exp)
     plot = sub.add_parser("plot", help="plot accuracy, local loss and spike activity of a run")
     plot.add_argument("run_dir", type=Path)
     plot.add_argument("--data-dir", type=Path)
     plot.add_argument("--test-limit", type=positive_int, default=2000)
     plot.add_argument("--device", default="cpu")
+    add_threads_flag(plot)
     return parser
 
 
@@ -248,6 +258,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``python -m model`` and ``desire-model``; user errors exit 2, one line."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    apply_threads(args.threads)
     _check_device(args.device)
     with user_errors(parser):
         if args.command == "plot":

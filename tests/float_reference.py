@@ -1,8 +1,12 @@
-"""A plain float64 transcription of the reference's evaluation pass (reference-semantics.md).
+"""The evaluation pass of reference-semantics.md in near-real arithmetic, for golden/.
 
 Used to check that golden/ with very wide formats computes the same network as
-the reference does in real arithmetic. Deliberately written without any code
-from golden/ or model/.
+the reference's semantics in real arithmetic: the input rule is exact (integers)
+and the rest float64. That is not the reference's own rounding: it computes in
+float32, whose input spikes differ from exact ones for pixel values 60, 120 and
+240 (and float64's for 17, 34, 105, 120, 136, 153, 170, 187, 195, 210, 225, 240).
+tests/test_model_reference.py holds the float32 transcription. Deliberately
+written without any code from golden/ or model/.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ def float_eval_counts(cfg: Config, weights: list[np.ndarray], images: np.ndarray
     net = cfg.network
     theta, beta = net.mempot_thres, net.beta
     # The input rule v += x / 255 is evaluated in units of 1/255 so that it is exact:
-    # float sums of x / 255 miss spikes at exact multiples (e.g. x = 170 at step 2).
+    # float sums of x / 255 delay or miss spikes at exact multiples (float64: x = 170
+    # at step 2; float32: x = 60 at step 16).
     x = images.astype(np.float64)
     v_in = np.zeros_like(x)
     v = [np.zeros((len(x), w.shape[0])) for w in weights]

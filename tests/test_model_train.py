@@ -211,4 +211,4 @@ def test_cli_wrong_checkpoint_shape(tmp_path: Path, capsys: pytest.CaptureFixtur
     save_checkpoint(tmp_path / "m.pt", state)
     with pytest.raises(SystemExit):
         main(["eval", "--model-path", str(tmp_path / "m.pt"), "--layers", "784", "16", "10"])
-    assert "does not fit" in capsys.readouterr().err
+    assert "need [(16, 784), (10, 16)]" in capsys.readouterr().err

@@ -18,7 +18,7 @@ import torch
 
 from desire.atomic import atomic_write
 from desire.config import PRESETS, Config
-from desire.errors import CheckpointError
+from desire.errors import CheckpointError, UserError
 from model.network import DesireNet
 from model.reference_checkpoint import (
     is_reference_state_dict,
@@ -68,9 +68,29 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     )
     if missing:
         raise CheckpointError(f"{path} is not a desire checkpoint (missing {sorted(missing)})")
-    if state["format"] != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: unsupported checkpoint format {state['format']}")
+    if not isinstance(state["format"], int) or state["format"] != CHECKPOINT_FORMAT:
+        fmt = " ".join(repr(state["format"]).split())[:40]
+        raise CheckpointError(f"{path}: unsupported checkpoint format {fmt}")
+    _check_fields(state, path)
     return state
+
+
+def _check_fields(state: dict[str, Any], path: Path) -> None:
+    """Types of the fields every reader relies on: a damaged or edited file is refused here,
+    not deep inside the trainer."""
+    weights = state["weights"]
+    if not isinstance(weights, list | tuple) or not weights:
+        raise CheckpointError(f"{path}: 'weights' is not a list of weight matrices")
+    for l, w in enumerate(weights):
+        if not (isinstance(w, torch.Tensor) and w.ndim == 2 and w.is_floating_point()):
+            raise CheckpointError(f"{path}: weights[{l}] is not a 2-D floating-point tensor")
+    if not isinstance(state["epoch"], int) or isinstance(state["epoch"], bool):
+        raise CheckpointError(f"{path}: 'epoch' is not an integer")
+    try:
+        Config.from_dict(state["config"])
+    except UserError as exc:
+        reason = " ".join(str(exc).split())  # one line, whatever value it quotes
+        raise CheckpointError(f"{path}: its config is invalid: {reason}") from exc
 
 
 def _from_reference(state_dict: Any, path: Path) -> dict[str, Any]:

@@ -54,6 +54,18 @@ def _refused(
     return err
 
 
+def _copy_run(
+    trained: Path,
+    run: Path,
+    names: tuple[str, ...] = ("last.pt", "best.pt", "log.jsonl", "config.json"),
+) -> Path:
+    """A copy of (some files of) the trained run, to damage without touching the original."""
+    run.mkdir()
+    for name in names:
+        (run / name).write_bytes((trained / name).read_bytes())
+    return run
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished 2-epoch run of a tiny network: config.json, log.jsonl, last.pt, best.pt."""
@@ -65,10 +77,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_export_into_a_run_folder_is_refused(trained: Path, tmp_path: Path, capsys) -> None:
     """Trial #16: `--out runs/x` (forgot /export) deleted the run and a notes file."""
-    run = tmp_path / "x"
-    run.mkdir()
-    for name in ("last.pt", "best.pt", "log.jsonl", "config.json"):
-        (run / name).write_bytes((trained / name).read_bytes())
+    run = _copy_run(trained, tmp_path / "x")
     (run / "notes.txt").write_text("my notes")
     before = _tree(run)
     err = _refused(
@@ -116,10 +125,7 @@ def test_export_replaced_only_with_force(trained: Path, tmp_path: Path, capsys) 
 
 def test_fresh_run_into_a_used_folder(trained: Path, tmp_path: Path, capsys) -> None:
     """Trial #11: the log was wiped, old checkpoints kept, and --resume continued the old net."""
-    run = tmp_path / "run"
-    run.mkdir()
-    for name in ("last.pt", "best.pt", "log.jsonl", "config.json"):
-        (run / name).write_bytes((trained / name).read_bytes())
+    run = _copy_run(trained, tmp_path / "run")
     (run / "notes.txt").write_text("my notes")
     before = _tree(run)
     err = _refused(model_main, ["train", "--out", str(run), *SMALL], capsys)
@@ -202,10 +208,7 @@ def test_unreadable_checkpoints(tmp_path: Path, trained: Path, capsys) -> None:
 
 def test_truncated_log_line_does_not_block_resume_or_plot(trained: Path, tmp_path: Path) -> None:
     """Trial #13: a cut last line made --resume and plot fail with JSONDecodeError."""
-    run = tmp_path / "run"
-    run.mkdir()
-    for name in ("last.pt", "best.pt", "config.json"):
-        (run / name).write_bytes((trained / name).read_bytes())
+    run = _copy_run(trained, tmp_path / "run", ("last.pt", "best.pt", "config.json"))
     (run / "log.jsonl").write_text((trained / "log.jsonl").read_text()[:-20])
     model_main(["plot", str(run), "--test-limit", "20"])
     assert (run / "accuracy.png").stat().st_size > 0
@@ -218,10 +221,7 @@ def test_truncated_log_line_does_not_block_resume_or_plot(trained: Path, tmp_pat
 
 def test_stale_best_is_repaired_on_resume(trained: Path, tmp_path: Path) -> None:
     """Trial #10: killed during the best.pt write, best.pt stayed at an older epoch for good."""
-    run = tmp_path / "run"
-    run.mkdir()
-    for name in ("config.json", "log.jsonl"):
-        (run / name).write_bytes((trained / name).read_bytes())
+    run = _copy_run(trained, tmp_path / "run", ("config.json", "log.jsonl"))
     last = load_checkpoint(trained / "last.pt")
     last["best_epoch"], last["best_test_acc"] = last["epoch"], 1.0  # last.pt is the best epoch
     save_checkpoint(run / "last.pt", last)

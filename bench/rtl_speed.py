@@ -5,7 +5,7 @@
         [--sim-images 5] [--sim-train 3] [--out bench/results/rtl_speed.json]
 
 Part 1, per preset: a Kaiming-initialised quantised net (golden/) runs
-Fashion-MNIST test images; ``rtl.accelerator.cycle_model`` and
+Fashion-MNIST test images; ``rtl.cycle_model.cycle_model`` and
 ``training_cycle_model`` (equal to the RTL's CYCLES registers, which the tests
 assert) give cycles per inference and per training sample, the lane use and the
 bounds. With ``--synth`` (a ``rtl.synth`` result.json), samples/s at its Fmax.
@@ -29,7 +29,7 @@ from report import emit  # bench/ is on sys.path when a script here runs
 from desire import load_config
 from desire.datasets import load_dataset
 from golden import GoldenNet
-from rtl.accelerator import cycle_model, training_cycle_model
+from rtl.cycle_model import cycle_model, training_cycle_model
 from sim.runner import CI_CONFIG, available, run
 
 

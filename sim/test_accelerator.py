@@ -20,7 +20,8 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from desire.config import Config
 from golden.fixed import constants, signed_range
 from golden.network import GoldenNet, strict_argmax
-from rtl.accelerator import READ_LATENCY, Accelerator, Mode, Status, training_cycle_model
+from rtl.accelerator import READ_LATENCY, Accelerator, Mode, Status
+from rtl.cycle_model import training_cycle_model
 from sim.drivers import MmioMaster, StreamSink, StreamSource, env_config, reset, stimulus_rng
 
 #: Environment variable: number of Fashion-MNIST images of test_fashion_mnist.

@@ -20,13 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from desire.errors import UserError
+from desire.errors import CheckpointError, UserError
 from model.reference_checkpoint import (
     is_reference_state_dict,
     reference_layers,
     reference_weights,
 )
-from desire.errors import CheckpointError
 
 
 def _state(layers: tuple[int, ...], seed: int = 0) -> OrderedDict[str, torch.Tensor]:

@@ -11,16 +11,8 @@ from amaranth.sim import Simulator, SimulatorContext
 
 from desire.config import Config, load_config
 from golden.network import GoldenNet, strict_argmax
-from rtl.accelerator import (
-    READ_LATENCY,
-    Accelerator,
-    Mode,
-    RegisterMap,
-    SpikeScanner,
-    Status,
-    cycle_model,
-    training_cycle_model,
-)
+from rtl.accelerator import READ_LATENCY, Accelerator, Mode, Status
+from rtl.cycle_model import cycle_model, training_cycle_model
 
 SMALL = load_config().replace(network={"layers": (20, 12, 6), "tsteps": 6}, hardware={"lanes": 4})
 DEEP = load_config().replace(network={"layers": (9, 5, 7, 3), "tsteps": 8}, hardware={"lanes": 2})
@@ -181,13 +173,6 @@ def test_sim_bus_weights_thresholds_and_misuse() -> None:
     ]
 
 
-def test_register_map() -> None:
-    regs = RegisterMap(3)
-    assert (regs.THRESHOLD, regs.EVENTS, regs.MODE, regs.size) == (4, 7, 10, 16)
-    with pytest.raises(ValueError, match="n_layers must be >= 1"):
-        RegisterMap(0)
-
-
 def test_wrong_arguments() -> None:
     with pytest.raises(TypeError, match=r"cfg must be a desire\.config\.Config"):
         Accelerator({"layers": (4, 2)})  # type: ignore[arg-type]
@@ -195,8 +180,6 @@ def test_wrong_arguments() -> None:
         Accelerator(SMALL, [np.zeros((12, 20), np.int32)])
     with pytest.raises(ValueError, match="out must be >= 0 and <= 5"):
         Accelerator(SMALL).weight_address(1, 6, 0)
-    with pytest.raises(ValueError, match="width must be >= 1"):
-        SpikeScanner(3, 0)
 
 
 def _train_on_rtl(

@@ -1,0 +1,314 @@
+"""Training sequencer: the backward (desire) and update passes of a training sample.
+
+(docs/architecture.md, "Training".) After the forward pass and the arg-max the
+sequencer walks, in order:
+
+- ``BWD_OUT``: one cycle per block of the output layer (its spike trains into
+  the desire unit), then ``BWD_OUT_DRAIN`` until the desire is written;
+- ``BWD_HID<l>`` for each hidden layer ``l`` from the top down: for every neuron
+  ``g`` of layer ``l`` and block ``b`` of layer ``l + 1`` one MAC, weight word
+  ``g * B + b`` of core ``l`` (the walk is the weight memory in order); then
+  ``BWD_DRAIN<l>``;
+- per weight layer ``l`` from the bottom up, per input row ``i``: ``UPD_ROW``
+  reads the row's train word, ``UPD_LOAD`` registers it, ``UPD_CHECK`` reads the
+  next row's, ``UPD_DECIDE`` loads the row into the update unit and skips a row
+  whose input never spiked (nothing changes); else ``UPD_WAIT`` (the traces) and
+  ``UPD_WORDS``, the ``B`` words ``i * B + b``, one per cycle; finally
+  ``UPD_DONE`` until the last write-back.
+
+It only says what to read and when (:class:`IssueSignature`); the
+:class:`rtl.training_datapath.TrainingDatapath` reads the memories, aligns the
+data with the weight word (:data:`ISSUE_TO_UNIT`) and writes the results back.
+:func:`rtl.cycle_model.training_cycle_model` counts the same states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from desire.config import Config
+from rtl import check_int, index_shape
+from rtl.desire_unit import DesireUnit
+from rtl.neuron_core import NeuronCore
+from rtl.update_unit import UpdateUnit
+
+__all__ = [
+    "ISSUE_TO_UNIT",
+    "LOAD_TO_WORD",
+    "IssueSignature",
+    "TrainingSchedule",
+    "TrainingSequencer",
+]
+
+#: Cycles from a memory read to the training units' inputs: the weight memories'
+#: read latency; the small memories' outputs are registered as often.
+ISSUE_TO_UNIT = NeuronCore.READ_LATENCY
+#: Cycles from an update row's ``load_row`` (state ``UPD_DECIDE``) to its first word
+#: at the unit without wait states: ``UPD_WORDS`` (issue), the reads.
+LOAD_TO_WORD = 1 + ISSUE_TO_UNIT
+# After a row's last word issue, UPD_ROW, UPD_LOAD and UPD_CHECK take 3 cycles and the next
+# load_row comes in UPD_DECIDE: no earlier than one cycle before that word reaches the
+# update unit, as the unit requires.
+assert ISSUE_TO_UNIT - 1 <= 4, "the update unit's row_load would overtake a word"
+
+
+@dataclass(frozen=True)
+class TrainingSchedule:
+    """Wait states of the training passes, in cycles; all follow from the units' latencies.
+
+    ``out_drain``, ``hid_drain``, ``update_drain``: ``BWD_OUT_DRAIN``,
+    ``BWD_DRAIN<l>`` and ``UPD_DONE``, from the last read until the last result is
+    written (:data:`ISSUE_TO_UNIT` plus the unit's latency). ``row_wait``:
+    ``UPD_WAIT``, the cycles the update unit's traces need beyond
+    :data:`LOAD_TO_WORD` (0: no wait state).
+    """
+
+    out_drain: int
+    hid_drain: int
+    update_drain: int
+    row_wait: int
+
+    def __post_init__(self) -> None:
+        for name in ("out_drain", "hid_drain", "update_drain"):
+            check_int(name, getattr(self, name), 1)
+        check_int("row_wait", self.row_wait, 0)
+
+    @classmethod
+    def for_units(cls, desire: DesireUnit, update: UpdateUnit) -> TrainingSchedule:
+        return cls(
+            out_drain=desire.out_latency + ISSUE_TO_UNIT,
+            hid_drain=desire.hid_latency + ISSUE_TO_UNIT,
+            update_drain=update.latency + ISSUE_TO_UNIT,
+            row_wait=max(0, update.load_cycles - LOAD_TO_WORD),
+        )
+
+    @classmethod
+    def for_config(cls, cfg: Config) -> TrainingSchedule:
+        return cls.for_units(DesireUnit.for_config(cfg), UpdateUnit.for_config(cfg))
+
+
+class IssueSignature(wiring.Signature):
+    """What the training sequencer has read in one cycle, from the sequencer's side.
+
+    For ``n_layers`` weight layers of at most ``blocks`` blocks and ``depth`` words,
+    at most ``rows`` input rows, ``lanes`` lanes. "Neuron layer ``j``" is the input
+    of core ``j`` and the output of core ``j - 1``.
+
+    Members
+    -------
+    out : Out(1)
+        Output desire: the train word ``block`` of the output layer.
+    mac : Out(n_layers)
+        Bit ``l`` (1 .. n_layers - 1): one MAC of the hidden desire of neuron
+        ``row_index`` of neuron layer ``l``: weight word ``word`` of core ``l``,
+        train and desire word ``block`` of neuron layer ``l + 1``.
+    upd : Out(n_layers)
+        Bit ``l``: one update word of core ``l``: weight word ``word``, train and
+        desire word ``block`` of neuron layer ``l + 1`` (row ``row_index``).
+    block, word : Out
+        Block within the row, weight word (``row * B + block``).
+    last : Out(1)
+        ``block`` is the row's last.
+    row_word, row_lane, row_index : Out
+        The row (hidden neuron ``g`` or input ``i``) as word and lane of its train
+        and desire memories, and as an index.
+    read_row : Out(n_layers)
+        Bit ``l``: read train word ``read_word`` of neuron layer ``l`` (the update
+        rows' trains).
+    read_word : Out
+    load_row : Out(n_layers)
+        Bit ``l``: hand the row to the update unit (its train as core ``l`` saw
+        it, from the train word read two cycles before at lane ``row_lane``).
+    row_silent : In(n_layers)
+        Bit ``l``: that row never spiked (registered, valid with ``load_row``).
+    """
+
+    def __init__(self, *, n_layers: int, lanes: int, blocks: int, depth: int, rows: int) -> None:
+        check_int("n_layers", n_layers, 1)
+        check_int("lanes", lanes, 1)
+        check_int("blocks", blocks, 1)
+        check_int("depth", depth, 1)
+        check_int("rows", rows, 1)
+        row_words = range(-(-rows // lanes) + 1)
+        super().__init__(
+            {
+                "out": Out(1),
+                "mac": Out(n_layers),
+                "upd": Out(n_layers),
+                "block": Out(range(blocks + 1)),
+                "word": Out(range(depth + 1)),
+                "last": Out(1),
+                "row_word": Out(row_words),
+                "row_lane": Out(index_shape(lanes)),
+                "row_index": Out(range(rows + 1)),
+                "read_row": Out(n_layers),
+                "read_word": Out(row_words),
+                "load_row": Out(n_layers),
+                "row_silent": In(n_layers),
+            }
+        )
+
+    @classmethod
+    def for_layers(cls, layers: Sequence[int], lanes: int) -> IssueSignature:
+        """The signature for neuron layers of ``layers[j]`` neurons."""
+        blocks = [-(-n // lanes) for n in layers[1:]]
+        return cls(
+            n_layers=len(blocks),
+            lanes=lanes,
+            blocks=max(blocks),
+            depth=max(n * b for n, b in zip(layers[:-1], blocks, strict=True)),
+            rows=max(layers[:-1]),
+        )
+
+
+class TrainingSequencer(wiring.Component):
+    """Sequencer of the training passes of neuron layers of ``layers[j]`` neurons,
+    ``lanes`` per block, with the wait states of ``schedule``.
+
+    Ports
+    -----
+    start : In(1)
+        Strobe: begin with ``BWD_OUT`` in the next cycle (the forward pass and the
+        arg-max are over).
+    done : Out(1)
+        The last cycle (the last write-back lands); the sequencer idles after it.
+    backward, update : Out(1)
+        The cycle belongs to the backward / update pass.
+    issue : Out(IssueSignature)
+        The reads of this cycle.
+    """
+
+    def __init__(self, layers: Sequence[int], lanes: int, schedule: TrainingSchedule) -> None:
+        if isinstance(layers, str | bytes) or not isinstance(layers, Sequence) or len(layers) < 2:
+            raise TypeError(f"layers must be a sequence of at least 2 layer sizes, not {layers!r}")
+        self._layers = tuple(check_int(f"layers[{j}]", n, 1) for j, n in enumerate(layers))
+        self._lanes = check_int("lanes", lanes, 1)
+        if not isinstance(schedule, TrainingSchedule):
+            raise TypeError(f"schedule must be a TrainingSchedule, not {schedule!r}")
+        self._schedule = schedule
+        self._blocks = [-(-n // lanes) for n in self._layers[1:]]
+        super().__init__(
+            {
+                "start": In(1),
+                "done": Out(1),
+                "backward": Out(1),
+                "update": Out(1),
+                "issue": Out(IssueSignature.for_layers(self._layers, lanes)),
+            }
+        )
+
+    @property
+    def schedule(self) -> TrainingSchedule:
+        return self._schedule
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        p, layers, blocks, s = self._lanes, self._layers, self._blocks, self._schedule
+        n_layers = len(blocks)
+        iss = self.issue
+        drain = Signal(range(max(s.out_drain, s.hid_drain, s.update_drain, s.row_wait) + 1))
+
+        def count(part: Signal) -> None:
+            m.d.comb += part.eq(1)
+
+        def next_block(n_blocks: int) -> None:
+            """Advance ``word`` and ``block``; the caller moves on after the row's last."""
+            m.d.comb += iss.last.eq(iss.block == n_blocks - 1)
+            m.d.sync += [iss.word.eq(iss.word + 1), iss.block.eq(iss.block + 1)]
+            with m.If(iss.last):
+                m.d.sync += iss.block.eq(0)
+
+        def next_row(n_rows: int, done: str, more: str) -> None:
+            """Advance the row; go to ``done`` after the last row, else to ``more``."""
+            m.d.sync += [iss.row_index.eq(iss.row_index + 1), iss.row_lane.eq(iss.row_lane + 1)]
+            with m.If(iss.row_lane == p - 1):
+                m.d.sync += [iss.row_lane.eq(0), iss.row_word.eq(iss.row_word + 1)]
+            with m.If(iss.row_index == n_rows - 1):
+                m.d.sync += [
+                    iss.row_index.eq(0),
+                    iss.row_lane.eq(0),
+                    iss.row_word.eq(0),
+                    iss.word.eq(0),
+                ]
+                m.next = done
+            with m.Else():
+                m.next = more
+
+        def wait(part: Signal, cycles: int, then: str) -> None:
+            """Wait ``cycles`` cycles (a unit's last result is written in the last one)."""
+            count(part)
+            m.d.sync += drain.eq(drain + 1)
+            with m.If(drain == cycles - 1):
+                m.d.sync += drain.eq(0)
+                m.next = then
+
+        first_update = "UPD_ROW0"
+        with m.FSM() as fsm:
+            with m.State("IDLE"), m.If(self.start):
+                m.next = "BWD_OUT"
+            with m.State("BWD_OUT"):
+                count(self.backward)
+                m.d.comb += iss.out.eq(1)
+                m.d.sync += iss.block.eq(iss.block + 1)
+                with m.If(iss.block == blocks[-1] - 1):
+                    m.d.sync += iss.block.eq(0)
+                    m.next = "BWD_OUT_DRAIN"
+            with m.State("BWD_OUT_DRAIN"):
+                after = f"BWD_HID{n_layers - 1}" if n_layers > 1 else first_update
+                wait(self.backward, s.out_drain, after)
+            for l in range(n_layers - 1, 0, -1):  # desire of neuron layer l from layer l + 1
+                with m.State(f"BWD_HID{l}"):
+                    count(self.backward)
+                    # as a whole: bit 0 (no hidden desire) is never set, and left alone it
+                    # would be a constant-only process, which Icarus never runs (X)
+                    m.d.comb += iss.mac.eq(1 << l)
+                    next_block(blocks[l])
+                    with m.If(iss.last):
+                        next_row(layers[l], f"BWD_DRAIN{l}", f"BWD_HID{l}")
+                with m.State(f"BWD_DRAIN{l}"):  # the MACs and the desire write of the last g
+                    then = f"BWD_HID{l - 1}" if l > 1 else first_update
+                    wait(self.backward, s.hid_drain, then)
+
+            for l in range(n_layers):
+                done = f"UPD_ROW{l + 1}" if l + 1 < n_layers else "UPD_DONE"
+                with m.State(f"UPD_ROW{l}"):
+                    count(self.update)
+                    m.d.comb += [iss.read_row[l].eq(1), iss.read_word.eq(iss.row_word)]
+                    m.next = f"UPD_LOAD{l}"
+                with m.State(f"UPD_LOAD{l}"):  # the row's train word into its register
+                    count(self.update)
+                    m.next = f"UPD_CHECK{l}"
+                with m.State(f"UPD_CHECK{l}"):  # select the row's train; read the next row's
+                    count(self.update)
+                    next_word = Mux(iss.row_lane == p - 1, iss.row_word + 1, iss.row_word)
+                    m.d.comb += [iss.read_row[l].eq(1), iss.read_word.eq(next_word)]
+                    m.next = f"UPD_DECIDE{l}"
+                with m.State(f"UPD_DECIDE{l}"):  # load the row into the unit, or skip it
+                    count(self.update)
+                    m.d.comb += iss.load_row[l].eq(1)
+                    with m.If(iss.row_silent[l]):  # acc = 0 for the whole row: nothing changes
+                        m.d.sync += iss.word.eq(iss.word + blocks[l])
+                        next_row(layers[l], done, f"UPD_CHECK{l}")
+                    with m.Else():
+                        m.next = f"UPD_WAIT{l}" if s.row_wait else f"UPD_WORDS{l}"
+                if s.row_wait:
+                    with m.State(f"UPD_WAIT{l}"):  # the unit builds the row's traces
+                        wait(self.update, s.row_wait, f"UPD_WORDS{l}")
+                with m.State(f"UPD_WORDS{l}"):
+                    count(self.update)
+                    m.d.comb += iss.upd[l].eq(1)
+                    next_block(blocks[l])
+                    with m.If(iss.last):
+                        next_row(layers[l], done, f"UPD_ROW{l}")
+            with m.State("UPD_DONE"):  # until the write-back of the last word
+                wait(self.update, s.update_drain, "IDLE")
+                with m.If(drain == s.update_drain - 1):
+                    m.d.comb += self.done.eq(1)
+        # one-hot, as the sample sequencer's FSM (rtl.sequencer)
+        fsm.state.attrs["fsm_encoding"] = "one-hot"
+        return m

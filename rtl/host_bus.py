@@ -71,8 +71,7 @@ class HostBus(wiring.Component):
     busy : In(1)
         A sample runs: writes of weights, ``THRESHOLD``, ``MODE`` and ``LR_INT``
         are refused (``ERR_BUSY``), ``CYCLES`` counts the cycle, and a weight read
-        returns what a register read of the address without its MSB returns (0
-        unless those bits name a register).
+        returns 0 (the memories belong to the sample).
     result : In(1)
         A result waits on the result stream (``STATUS.RESULT``).
     stall : In(1)
@@ -256,10 +255,10 @@ class HostBus(wiring.Component):
         for l, thr in enumerate(self.threshold):
             values[regs.THRESHOLD + l] = thr.as_signed()
             values[regs.EVENTS + l] = counters.events[l]
-        with m.Switch(reg_addr):
+        with m.Switch(Mux(is_weight, 0, reg_addr)):  # a weight address names no register
             for addr, value in values.items():
                 with m.Case(addr):
-                    m.d.sync += reg_rdata.eq(value)
+                    m.d.sync += reg_rdata.eq(Mux(is_weight, 0, value))
             with m.Default():
                 m.d.sync += reg_rdata.eq(0)
         # weights come out of the cores weight_latency cycles after the address; each

@@ -160,6 +160,9 @@ def test_sim_busy_refuses_writes() -> None:
             await _write(ctx, dut, addr, value)
         seen["status"] = await _read(ctx, dut, REGS.STATUS)
         seen["weight_busy"] = await _read(ctx, dut, AMAP.weight(1, 4, 2))
+        # weight addresses whose low bits spell STATUS and CYCLES still read 0
+        seen["alias_status"] = await _read(ctx, dut, AMAP.weight(0, 0, 0))
+        seen["alias_cycles"] = await _read(ctx, dut, AMAP.weight(0, 1, 0))
         seen["thr"] = await _read(ctx, dut, REGS.THRESHOLD)
         seen["mode"] = await _read(ctx, dut, REGS.MODE)
         seen["lr"] = await _read(ctx, dut, REGS.LR_INT)
@@ -173,6 +176,8 @@ def test_sim_busy_refuses_writes() -> None:
         "we": 0,
         "status": Status.BUSY | Status.ERR_BUSY,
         "weight_busy": 0,
+        "alias_status": 0,
+        "alias_cycles": 0,
         "thr": THR_INIT,
         "mode": Mode.INFERENCE,
         "lr": 0,

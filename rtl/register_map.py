@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from rtl import check_int
 
-__all__ = ["DATA_BITS", "AddressMap", "Mode", "RegisterMap", "Status"]
+__all__ = ["DATA_BITS", "AddressMap", "Mode", "Register", "RegisterMap", "Status"]
 
 #: Width of the memory-mapped data bus and of every register.
 DATA_BITS = 32
@@ -39,19 +40,23 @@ class Mode(enum.IntEnum):
     TRAINING = 1
 
 
-class RegisterMap:
-    """Word addresses of the registers (bus address MSB = 0).
+@dataclass(frozen=True)
+class Register:
+    """One register (or a bank of ``count``, one per layer): the single definition that the
+    decoder (:class:`rtl.host_bus.HostBus`), the hosts, ``registers.md`` and
+    ``registers.h`` are all made from."""
 
-    ``STATUS`` (RW1C errors), ``CYCLES`` (R: cycles of the last sample, from the
-    last pixel to the result), ``STALLS`` (R, any write clears: cycles the host
-    offered a pixel that was not accepted), ``THRESHOLD + l`` (RW: threshold of
-    layer l, > 0 and inside the membrane range, reset value ``thr_eval``),
-    ``EVENTS + l`` (R: input spikes layer l processed in the last sample).
-    Training (docs/architecture.md, "Training"): ``MODE`` (RW: bit 0 = train),
-    ``LR_INT`` (RW: learning-rate register), ``CYCLES_BACKWARD`` and
-    ``CYCLES_UPDATE`` (R: the parts of ``CYCLES`` spent in the desire and update
-    passes of the last sample), ``DROPOUT_STATE`` and ``ROUNDING_STATE`` (R: the
-    two xorshift32 states, for checking and replay).
+    name: str
+    address: int
+    access: str
+    meaning: str
+    count: int = 1
+
+
+class RegisterMap:
+    """Word addresses of the registers (bus address MSB = 0), for a network of
+    ``n_layers`` weight layers; every register is an attribute (``regs.STATUS``) and an
+    entry of :attr:`registers`, from which :meth:`markdown` and :meth:`c_header` are made.
     """
 
     STATUS = 0
@@ -69,6 +74,63 @@ class RegisterMap:
         self.DROPOUT_STATE = self.MODE + 4
         self.ROUNDING_STATE = self.MODE + 5
         self.size = self.MODE + 6
+        status_bits = ", ".join(f"bit {b.value.bit_length() - 1} {b.name}" for b in Status)
+        self.registers = (
+            Register("STATUS", self.STATUS, "R / W1C", f"{status_bits}; errors sticky"),
+            Register(
+                "CYCLES", self.CYCLES, "R", "cycles of the last sample (last pixel to result)"
+            ),
+            Register(
+                "STALLS", self.STALLS, "R / W clears", "cycles a pixel was offered, not taken"
+            ),
+            Register(
+                "THRESHOLD",
+                self.THRESHOLD,
+                "RW",
+                "threshold of layer l: in (0, 2^(membrane_bits-1)), else ERR_WRITE",
+                n_layers,
+            ),
+            Register(
+                "EVENTS", self.EVENTS, "R", "input spikes layer l took in the last sample", n_layers
+            ),
+            Register("MODE", self.MODE, "RW", "0 inference, 1 training (training builds)"),
+            Register("LR_INT", self.LR_INT, "RW", "learning-rate register (training)"),
+            Register(
+                "CYCLES_BACKWARD", self.CYCLES_BACKWARD, "R", "CYCLES spent in the desire pass"
+            ),
+            Register("CYCLES_UPDATE", self.CYCLES_UPDATE, "R", "CYCLES spent in the update pass"),
+            Register(
+                "DROPOUT_STATE", self.DROPOUT_STATE, "R", "xorshift32 state of the dropout stream"
+            ),
+            Register(
+                "ROUNDING_STATE",
+                self.ROUNDING_STATE,
+                "R",
+                "xorshift32 state of the rounding stream",
+            ),
+        )
+
+    def markdown(self) -> str:
+        """The register table in Markdown (``registers.md`` beside the Verilog)."""
+        rows = ["| address | name | access | meaning |", "|---|---|---|---|"]
+        for r in self.registers:
+            where = str(r.address) if r.count == 1 else f"{r.address} + l (l < {r.count})"
+            name = r.name if r.count == 1 else f"{r.name}[l]"
+            rows.append(f"| {where} | {name} | {r.access} | {r.meaning} |")
+        return "\n".join(rows) + "\n"
+
+    def c_header(self, prefix: str = "DESIRE") -> str:
+        """``#define``s of every register address and ``STATUS`` bit (``registers.h``)."""
+        guard = f"{prefix}_REGISTERS_H"
+        lines = [f"#ifndef {guard}", f"#define {guard}", ""]
+        for r in self.registers:
+            lines.append(f"#define {prefix}_{r.name} {r.address}u  /* {r.access}: {r.meaning} */")
+            if r.count > 1:
+                lines.append(f"#define {prefix}_{r.name}_COUNT {r.count}u")
+        lines += [f"#define {prefix}_STATUS_{b.name} {b.value}u" for b in Status]
+        lines += [f"#define {prefix}_MODE_{m.name} {m.value}u" for m in Mode]
+        lines += [f"#define {prefix}_REGISTER_COUNT {self.size}u", "", f"#endif /* {guard} */"]
+        return "\n".join(lines) + "\n"
 
 
 def _bits(n: int) -> int:

@@ -274,6 +274,8 @@ def render(cfg: Config, weights: list[np.ndarray] | None = None) -> list[OutputF
         OutputFile(
             "ports.json", None, "the same as ports.md, for scripts", ports_json(acc, ports, top)
         ),
+        OutputFile("registers.md", None, "the bus registers of this config", acc.regs.markdown()),
+        OutputFile("registers.h", None, "the same as #defines, for C hosts", acc.regs.c_header()),
     ]
     return [
         *files,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from rtl.register_map import AddressMap, Mode, RegisterMap, Status
@@ -63,3 +67,33 @@ def test_wrong_arguments() -> None:
         amap.weight(0, 0, 2)
     with pytest.raises(ValueError, match="layer must be >= 0 and <= 1, not 2"):
         amap.weight(2, 0, 0)
+
+
+def test_every_register_has_an_entry_and_its_own_address() -> None:
+    regs = RegisterMap(3)
+    names = {k for k, v in vars(regs).items() | vars(RegisterMap).items() if k.isupper()}
+    assert names == {r.name for r in regs.registers}
+    words = [r.address + i for r in regs.registers for i in range(r.count)]
+    assert len(words) == len(set(words)) and max(words) < regs.size
+    assert all(getattr(regs, r.name) == r.address for r in regs.registers)
+
+
+def test_docs_hold_the_generated_table() -> None:
+    """docs/architecture.md's register table is RegisterMap(2).markdown(), not a hand copy."""
+    docs = (Path(__file__).parents[1] / "docs" / "architecture.md").read_text()
+    assert RegisterMap(2).markdown() in docs
+
+
+def test_c_header_compiles_with_the_addresses(tmp_path: Path) -> None:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    regs = RegisterMap(2)
+    (tmp_path / "registers.h").write_text(regs.c_header())
+    checks = " && ".join(f"DESIRE_{r.name} == {r.address}u" for r in regs.registers)
+    (tmp_path / "t.c").write_text(
+        '#include "registers.h"\n'
+        f"int main(void) {{ return ({checks} && DESIRE_STATUS_ERR_WRITE == 8u) ? 0 : 1; }}\n"
+    )
+    subprocess.run([cc, "-Wall", "-Werror", "-o", tmp_path / "t", tmp_path / "t.c"], check=True)
+    assert subprocess.run([tmp_path / "t"]).returncode == 0

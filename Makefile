@@ -2,7 +2,7 @@
 # Variables: PYTHON (the interpreter the project environment .venv is made from; every target
 # then runs .venv/bin/python), PRESET (named config), CONFIG (TOML/JSON file), SIM (icarus|verilator|all),
 # WAVES=1 (waveforms), SEED (replay a random test), TARGET (ecp5|ice40), SPEED (ECP5 grade 6|7|8),
-# PNR_SEED (nextpnr's placer seed).
+# PNR_SEED (nextpnr's placer seed), JOBS (mutants tested in parallel by make mutate).
 
 PYTHON ?= python3
 # set-up makes .venv from $(PYTHON); a stock Debian python3 refuses pip (PEP 668)
@@ -17,11 +17,12 @@ PNR_SEED ?= 1
 CFG_ARGS = $(if $(CONFIG),--config $(CONFIG),--preset $(PRESET))
 # WAVES and SEED given on the command line reach the simulations through the environment.
 
-.PHONY: help setup setup-fpga test lint demo sim verilog synth bench bench-train bench-golden bench-rtl bench-synth clean
+.PHONY: help setup setup-fpga test lint demo sim verilog synth bench bench-train bench-golden bench-rtl bench-synth formal clean
 
 help:
 	@echo "make setup | test | demo | sim [SIM=icarus|verilator] [WAVES=1] [SEED=n] | verilog"
 	@echo "     synth [TARGET=ecp5|ice40] [DEVICE=25k|85k|up5k] [SPEED=6|7|8] [PNR_SEED=n] | bench | lint   (PRESET=name | CONFIG=file)"
+	@echo "     formal   (every formal proof and its mutants, docs/formal.md)"
 
 setup:
 	@PYTHON=$(PYTHON) bash tools/setup.sh
@@ -67,6 +68,10 @@ bench-rtl: setup
 		--out bench/results/rtl_speed.json
 
 bench: bench-train bench-golden bench-rtl bench-synth
+
+# every SymbiYosys proof, the large configs too, and the mutants that must break each property
+formal: setup
+	$(PY) -m tests.formal --out build/formal
 
 clean:
 	rm -rf build sim_build .pytest_cache .ruff_cache

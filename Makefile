@@ -14,14 +14,16 @@ TARGET ?= ecp5
 DEVICE ?= $(if $(filter ice40,$(TARGET)),up5k,85k)
 SPEED ?=
 PNR_SEED ?= 1
+JOBS ?= 2
 CFG_ARGS = $(if $(CONFIG),--config $(CONFIG),--preset $(PRESET))
 # WAVES and SEED given on the command line reach the simulations through the environment.
 
-.PHONY: help setup setup-fpga test lint demo sim verilog synth bench bench-train bench-golden bench-rtl bench-synth formal clean
+.PHONY: help setup setup-fpga test lint demo sim verilog synth bench bench-train bench-golden bench-rtl bench-synth mutate formal clean
 
 help:
 	@echo "make setup | test | demo | sim [SIM=icarus|verilator] [WAVES=1] [SEED=n] | verilog"
 	@echo "     synth [TARGET=ecp5|ice40] [DEVICE=25k|85k|up5k] [SPEED=6|7|8] [PNR_SEED=n] | bench | lint   (PRESET=name | CONFIG=file)"
+	@echo "     mutate [JOBS=n]   (mutation score of the RTL tests, docs/mutation.md)"
 	@echo "     formal   (every formal proof and its mutants, docs/formal.md)"
 
 setup:
@@ -68,6 +70,10 @@ bench-rtl: setup
 		--out bench/results/rtl_speed.json
 
 bench: bench-train bench-golden bench-rtl bench-synth
+
+# planted RTL bugs against the fast Amaranth tests; fails if a non-equivalent one survives
+mutate: setup
+	$(PY) tools/mutate.py -j $(JOBS)
 
 # every SymbiYosys proof, the large configs too, and the mutants that must break each property
 formal: setup

@@ -10,7 +10,7 @@ import pytest
 from amaranth.sim import Simulator, SimulatorContext
 
 from desire.config import Config, load_config
-from golden.network import GoldenNet, strict_argmax
+from golden.network import GoldenNet, StepRecord, strict_argmax
 from rtl.accelerator import READ_LATENCY, Accelerator, Mode, Status
 from rtl.cycle_model import cycle_model, training_cycle_model
 
@@ -225,7 +225,25 @@ def _train_on_rtl(
 )
 def test_sim_training_matches_golden(cfg: Config, rounding: str) -> None:
     """Online training with dropout: counts, weights, PRNG states and cycles equal golden's."""
-    cfg = cfg.replace(formats={"rounding": rounding})
+    _check_training(cfg.replace(formats={"rounding": rounding}))
+
+
+def test_sim_training_dropped_neuron_has_no_desire() -> None:
+    """A dropped hidden neuron gets desire 0 whatever its ``S``. It matters only below
+    another hidden layer (``E * q`` of a dropped neuron with ``q = +1`` is ``R``, its count
+    being 0) and when such a neuron's ``|S|`` reaches the threshold with ``S > 0``; half
+    the hidden neurons of DEEP dropped make that happen in these 4 samples."""
+    records = _check_training(DEEP.replace(network={"dropout": (0.0, 0.5)}))
+    upper = 2  # neuron layer 2, the upper hidden layer (desire lists start at layer 1)
+    assert any(
+        (~rec.keep[upper] & rec.active[upper - 1] & (rec.sign[upper - 1] > 0)).any()
+        for rec in records
+    ), "the case needs a dropped neuron with positive desire"
+
+
+def _check_training(cfg: Config) -> list[StepRecord]:
+    """Train 4 samples on the RTL and on golden; counts, cycles, weights and PRNG states
+    must be equal. Returns golden's records."""
     net = GoldenNet.init_random(cfg, seed=3)
     net.weights = [np.clip(w * 3, -(2**15), 2**15 - 1).astype(np.int32) for w in net.weights]
     lr_int = net.c.lr_int(0) * 256  # large enough that weights change every sample
@@ -235,8 +253,10 @@ def test_sim_training_matches_golden(cfg: Config, rounding: str) -> None:
     start = [w.copy() for w in net.weights]
     got = _train_on_rtl(cfg, net, images, labels, lr_int)
     assert got["mode"] == Mode.TRAINING and got["lr"] == lr_int
+    records = []
     for k, (img, label) in enumerate(zip(images, labels, strict=True)):
         rec = net.train_step(img[None], int(label), lr_int, record=True)
+        records.append(rec)
         assert got["counts"][k] == rec.counts[-1].tolist(), f"sample {k}"
         spikes = [s[:, 0] for s in rec.forward.spikes]
         model = training_cycle_model(cfg, rec.forward.input_spikes[:, 0], spikes)
@@ -245,6 +265,7 @@ def test_sim_training_matches_golden(cfg: Config, rounding: str) -> None:
         assert (w != start[l]).any(), f"layer {l} never changed: the test would prove nothing"
         np.testing.assert_array_equal(got["weights"][l], w, err_msg=f"layer {l}")
     assert got["states"] == [net.dropout_rng.state, net.rounding_rng.state]
+    return records
 
 
 def test_sim_inference_only_build() -> None:

@@ -35,6 +35,7 @@ def _simulate(dut: ClassCounter, lanes: int, samples: list[np.ndarray]) -> list[
             while not ctx.get(dut.last):
                 await ctx.tick()
                 steps += 1
+                assert steps <= dut.classes, "no last step"  # fail, do not hang
             await ctx.tick()
             ctx.set(dut.step, 0)
             res = ctx.get(dut.result)
@@ -65,6 +66,17 @@ def test_sim_counts_and_strict_argmax(classes: int, lanes: int) -> None:
         pred = int(strict_argmax(want))
         assert (cls, valid) == ((pred, 1) if pred >= 0 else (dut.no_class, 0)), f"sample {k}"
         assert steps == classes, f"sample {k}: the arg-max takes one cycle per class"
+
+
+@pytest.mark.parametrize("tsteps", [1, 8, 16])
+def test_sim_count_reaches_t(tsteps: int) -> None:
+    """A class that spikes at every step counts exactly ``T``, also for a power of two (the
+    counter's top bit); random spikes rarely give a count of ``T``."""
+    spikes = np.zeros((tsteps, 3), dtype=bool)
+    spikes[:, 1] = True
+    spikes[1:, 2] = True  # T - 1: class 1 wins by one
+    got = _simulate(ClassCounter(3, 2, tsteps), 2, [spikes])
+    assert got[0][:3] == ([0, tsteps, tsteps - 1], 1, 1)
 
 
 def test_sim_clear_wins_over_a_count() -> None:

@@ -35,18 +35,12 @@ def _train(count: int, rng: np.random.Generator) -> int:
     return sum(1 << int(t) for t in rng.choice(C.tsteps, int(count), replace=False))
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_sim_output_desire_and_error(seed: int) -> None:
-    """Output desire per block and E*q, every count 0..T included; one block per cycle."""
-    rng = np.random.default_rng(seed)
-    dut = DesireUnit.for_config(CFG)
-    p, n = dut.lanes, C.layers[-1]
-    counts = np.concatenate([np.arange(C.tsteps + 1), rng.integers(0, C.tsteps + 1, 5)])[:n]
-    counts = rng.permutation(np.resize(counts, n))
-    label = int(rng.integers(n))
-    active, sign = output_desire(counts, label, C)
-    q = ternary(active, sign, None)
-    eq_want = local_error(counts, sign, C) * q
+def _output(
+    dut: DesireUnit, counts: np.ndarray, q: np.ndarray, label: int, rng: np.random.Generator
+) -> tuple[list[int], list[int], list[int]]:
+    """Output desire of ``counts`` (trains with spikes at random steps) and E*q for the
+    desire ``q``, one block per cycle; (active, sign, eq) per neuron."""
+    p, n = dut.lanes, len(counts)
     got_a, got_s, got_eq = [], [], []
     nb = len(_blocks(counts, p))
 
@@ -70,9 +64,46 @@ def test_sim_output_desire_and_error(seed: int) -> None:
 
     _run(dut, testbench)
     assert len(got_a) == nb * p, "one out_valid per block, out_latency cycles later"
-    np.testing.assert_array_equal(got_a[:n], active)
-    np.testing.assert_array_equal(got_s[:n], sign)
-    np.testing.assert_array_equal(got_eq[:n], eq_want)
+    return got_a[:n], got_s[:n], got_eq[:n]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sim_output_desire_and_error(seed: int) -> None:
+    """Output desire per block and E*q, every count 0..T included; one block per cycle."""
+    rng = np.random.default_rng(seed)
+    dut = DesireUnit.for_config(CFG)
+    n = C.layers[-1]
+    counts = np.concatenate([np.arange(C.tsteps + 1), rng.integers(0, C.tsteps + 1, 5)])[:n]
+    counts = rng.permutation(np.resize(counts, n))
+    label = int(rng.integers(n))
+    active, sign = output_desire(counts, label, C)
+    q = ternary(active, sign, None)
+    got_a, got_s, got_eq = _output(dut, counts, q, label, rng)
+    np.testing.assert_array_equal(got_a, active)
+    np.testing.assert_array_equal(got_s, sign)
+    np.testing.assert_array_equal(got_eq, local_error(counts, sign, C) * q)
+
+
+@pytest.mark.parametrize("label_count", [C.out_label_below - 1, C.out_label_below])
+def test_sim_output_desire_at_its_thresholds(label_count: int) -> None:
+    """Counts exactly at the output thresholds: the label neuron at ``out_label_below``
+    (and one below), the others at ``out_other_above`` and one above; E*q for each
+    sign of q, with counts at and around the target R. A random label's count hits its
+    threshold once in T + 1 draws, so the random cases may miss it."""
+    rng = np.random.default_rng(label_count)
+    dut = DesireUnit.for_config(CFG)
+    n, r = C.layers[-1], C.target_count
+    counts = np.array([C.out_other_above, C.out_other_above + 1, r, r - 1, r + 1, 0, C.tsteps])
+    counts = np.resize(counts, n)
+    label = 3
+    counts[label] = label_count
+    active, sign = output_desire(counts, label, C)
+    assert active[label] == (label_count < C.out_label_below)
+    q = np.resize(np.array([1, -1, 1, 0, -1, 1], dtype=np.int8), n)
+    got_a, got_s, got_eq = _output(dut, counts, q, label, rng)
+    np.testing.assert_array_equal(got_a, active)
+    np.testing.assert_array_equal(got_s, sign)
+    np.testing.assert_array_equal(got_eq, local_error(counts, np.where(q > 0, 1, -1), C) * q)
 
 
 def _hidden(
@@ -148,17 +179,17 @@ def test_sim_hidden_desire(case: str) -> None:
 
 
 def test_threshold_boundary() -> None:
-    """|S| = hid_thr is active, hid_thr - 1 is not; S = 0 has sign -1."""
+    """|S| = hid_thr is active, hid_thr - 1 is not, on both signs; S = 0 has sign -1."""
     dut = DesireUnit.for_config(CFG)
     n_h = C.layers[2]
     counts = np.zeros(n_h, dtype=np.int64)
     counts[0] = 1  # eq_0 = -1 with q = -1
     q = np.zeros(n_h, dtype=np.int8)
     q[0] = -1
-    w = np.zeros((n_h, 3), dtype=np.int64)
-    w[0] = [-C.hid_thr, -(C.hid_thr - 1), 0]
+    w = np.zeros((n_h, 5), dtype=np.int64)
+    w[0] = [-C.hid_thr, -(C.hid_thr - 1), 0, C.hid_thr, C.hid_thr - 1]
     got = _hidden(dut, w, counts, q)
-    assert [g[:2] for g in got] == [(1, 1), (0, 1), (0, 0)]
+    assert [g[:2] for g in got] == [(1, 1), (0, 1), (0, 0), (1, 0), (0, 0)]
 
 
 def test_wrong_arguments() -> None:

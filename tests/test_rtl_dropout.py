@@ -9,6 +9,8 @@ from amaranth.sim import Simulator, SimulatorContext
 from desire.config import Config, load_config
 from golden.fixed import constants
 from golden.network import GoldenNet
+from golden.prng import XorShift32 as GoldenXorShift
+from golden.prng import dropout_mask
 from rtl.dropout import DropoutMasks
 
 SMALL = load_config().replace(network={"layers": (20, 12, 6), "tsteps": 6}, hardware={"lanes": 4})
@@ -40,6 +42,7 @@ def test_sim_masks_match_golden(cfg: Config) -> None:
             while not ctx.get(dut.last):
                 await ctx.tick()
                 draws += 1
+                assert draws <= dut.draws, "no last draw"  # fail, do not hang
             await ctx.tick()
             ctx.set(dut.draw, 0)
             masks = [_bits(ctx.get(dut.keep(j)), n) for j, n in enumerate(c.layers[:-1])]
@@ -55,6 +58,38 @@ def test_sim_masks_match_golden(cfg: Config) -> None:
         for j, mask in enumerate(masks):
             np.testing.assert_array_equal(mask, want[j], err_msg=f"sample {k}, layer {j}")
         assert state == net.dropout_rng.state, f"sample {k}"
+
+
+def _first_keep(drop_p: int, seed: int) -> int:
+    """Keep bit of a one-neuron layer after one draw of a stream seeded ``seed``."""
+    dut = DropoutMasks([1], [drop_p], prob_bits=16, seed=seed)
+    seen: list[int] = []
+
+    async def testbench(ctx: SimulatorContext) -> None:
+        ctx.set(dut.enable, 1)
+        ctx.set(dut.draw, 1)
+        await ctx.tick()
+        ctx.set(dut.draw, 0)
+        seen.append(ctx.get(dut.keep(0)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    return seen[0]
+
+
+@pytest.mark.parametrize("seed", [7, 0xDEAD_BEEF])
+def test_sim_draw_equal_to_threshold_keeps(seed: int) -> None:
+    """A neuron is dropped iff the top ``prob_bits`` of its draw are *below* ``drop_p``:
+    ``drop_p`` is set to the first draw's top bits, so that draw hits the threshold
+    exactly (1 in 65,536 per random draw); one above and one below it as well."""
+    first = GoldenXorShift(seed).next() >> 16
+    got, want = [], []
+    for drop_p in (first, first + 1, first - 1):
+        got.append(_first_keep(drop_p, seed))
+        want.append(int(dropout_mask(GoldenXorShift(seed), 1, drop_p, 16)[0]))
+    assert got == want == [1, 0, 1]
 
 
 def test_sim_disabled_keeps_everything() -> None:

@@ -245,6 +245,56 @@ def test_sim_status_bits_and_read_only_registers() -> None:
     }
 
 
+def test_sim_w1c_clears_only_the_bits_written() -> None:
+    """With both error bits set, writing ERR_WRITE leaves ERR_BUSY set and the reverse (the
+    other tests only ever clear a lone error bit, or ERR_BUSY first)."""
+    dut = _dut()
+    seen: list[int] = []
+
+    async def testbench(ctx: SimulatorContext) -> None:
+        for clear in (Status.ERR_WRITE, Status.ERR_BUSY):
+            ctx.set(dut.busy, 1)
+            await _write(ctx, dut, REGS.THRESHOLD, 50)  # ERR_BUSY
+            ctx.set(dut.busy, 0)
+            await _write(ctx, dut, REGS.THRESHOLD, 0)  # ERR_WRITE
+            await _write(ctx, dut, REGS.STATUS, clear)
+            seen.append(await _read(ctx, dut, REGS.STATUS))
+            await _write(ctx, dut, REGS.STATUS, Status.ERR_BUSY | Status.ERR_WRITE)
+
+    _run(dut, testbench)
+    assert seen == [Status.ERR_BUSY, Status.ERR_WRITE]
+
+
+def test_sim_registers_and_weights_back_to_back() -> None:
+    """A new address every cycle, registers and weights mixed: each ``rdata`` belongs to
+    the address of exactly ``read_latency`` cycles before (``_read`` holds the address
+    still, so a register path one cycle short would pass there)."""
+    dut = _dut()
+    got: list[int] = []
+    values = {REGS.THRESHOLD: 7, REGS.THRESHOLD + 1: 300, REGS.THRESHOLD + 2: 2000}
+    values |= {REGS.LR_INT: 0x1234, REGS.MODE: Mode.TRAINING, REGS.STATUS: 0}
+    weights = [AMAP.weight(l, w, j) for l, w, j in ((0, 1, 2), (1, 9, 0), (2, 3, 1))]
+    stream = [*values, weights[0], REGS.LR_INT, weights[1], REGS.THRESHOLD, weights[2]]
+    stream += [REGS.MODE, REGS.THRESHOLD + 2, REGS.STATUS, REGS.THRESHOLD + 1]
+
+    async def testbench(ctx: SimulatorContext) -> None:
+        for addr, value in values.items():
+            if addr != REGS.STATUS:
+                await _write(ctx, dut, addr, value)
+        for k, addr in enumerate(weights):
+            await _write(ctx, dut, addr, -10 - k)
+        for k in range(len(stream) + dut.read_latency):
+            if k < len(stream):
+                ctx.set(dut.bus.addr, stream[k])
+            await ctx.tick()
+            if k + 1 >= dut.read_latency:
+                got.append(ctx.get(dut.bus.rdata.as_signed()))
+
+    _run(dut, testbench)
+    weight_values = {addr: -10 - k for k, addr in enumerate(weights)}
+    assert got[: len(stream)] == [values.get(a, weight_values.get(a)) for a in stream]
+
+
 @pytest.mark.parametrize("training", [True, False], ids=["training", "inference-only"])
 def test_sim_mode_and_lr_int(training: bool) -> None:
     dut = _dut(training=training)

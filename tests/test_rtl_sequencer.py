@@ -13,6 +13,7 @@ import random
 from dataclasses import dataclass
 
 import pytest
+from amaranth.hdl import Signal
 from amaranth.sim import Simulator, SimulatorContext
 
 from rtl.register_map import Mode
@@ -57,8 +58,22 @@ class Sample:
     label: int | None  # sent after the pixels (a training sample)
 
 
-def _simulate(dut: Sequencer, samples: list[Sample], mode: int, seed: int) -> list[dict]:
-    """Send ``samples``, taking each result at once; the trace of every cycle."""
+async def _until(ctx: SimulatorContext, signal: Signal, limit: int = 2_000) -> None:
+    """``ctx.tick().until(signal)``, but failing after ``limit`` cycles instead of waiting
+    for ever (a sequencer that misses a pixel or drops a result never offers the next)."""
+    for _ in range(limit):
+        high = ctx.get(signal)
+        await ctx.tick()
+        if high:
+            return
+    raise AssertionError(f"{signal.name} not high within {limit} cycles")
+
+
+def _simulate(
+    dut: Sequencer, samples: list[Sample], mode: int, seed: int, result_wait: int = 0
+) -> list[dict]:
+    """Send ``samples``, taking each result at once, or ``result_wait`` cycles after it
+    is offered (``result_ready`` held low until then); the trace of every cycle."""
     trace: list[dict] = []
     done = [False]
 
@@ -107,10 +122,16 @@ def _simulate(dut: Sequencer, samples: list[Sample], mode: int, seed: int) -> li
             extra = [] if sample.label is None else [sample.label]
             for x in [*sample.pixels, *extra]:
                 ctx.set(dut.pixels.payload, x)
-                await ctx.tick().until(dut.pixels.ready)
+                await _until(ctx, dut.pixels.ready)
             ctx.set(dut.pixels.valid, 0)
-            ctx.set(dut.result_ready, 1)
-            await ctx.tick().until(dut.result_valid)
+            ctx.set(dut.result_ready, result_wait == 0)
+            await _until(ctx, dut.result_valid)
+            if result_wait:
+                for _ in range(result_wait):
+                    assert ctx.get(dut.result_valid), "the result left before ready"
+                    await ctx.tick()
+                ctx.set(dut.result_ready, 1)
+                await ctx.tick()
             ctx.set(dut.result_ready, 0)
         await ctx.tick()
         done[0] = True
@@ -188,6 +209,7 @@ def _check_sample(trace: list[dict], start: int, sample: Sample, training: bool)
     assert all(trace[k]["busy"] for k in range(busy_from, c)), "busy from the start to here"
     assert trace[c]["result_valid"] and not trace[c]["busy"] and not trace[c]["ready"]
     while not trace[c]["result_ready"]:
+        assert trace[c]["result_valid"] and not trace[c]["ready"], "the result waits for ready"
         c += 1
     return c + 1
 
@@ -210,6 +232,18 @@ def test_sim_phase_order(training: bool, dropout: bool, mode: Mode, seed: int) -
     c = 0
     for sample in samples:
         c = _check_sample(trace, c, sample, trained)
+
+
+def test_sim_result_waits_for_ready() -> None:
+    """``result_ready`` held low for a while: the result stays offered, no pixel is taken,
+    and the next sample starts after the transfer (the other tests take it at once)."""
+    dut = Sequencer(N_IN, LANES, TSTEPS, N_LAYERS, training=True, dropout=True)
+    samples = [Sample(list(range(k, k + N_IN)), 2) for k in range(2)]
+    trace = _simulate(dut, samples, Mode.TRAINING, seed=5, result_wait=4)
+    c = 0
+    for sample in samples:
+        c = _check_sample(trace, c, sample, training=True)
+    assert sum(cyc["result_valid"] for cyc in trace) == 2 * (4 + 2), "offered, 4 waits, taken"
 
 
 def test_sim_training_without_dropout_skips_mask() -> None:

@@ -95,6 +95,38 @@ def test_sim_a_silent_word_costs_one_cycle(word: int) -> None:
     assert first_offer == [word + 3]
 
 
+def test_sim_offer_while_ready_is_low() -> None:
+    """With ``ready`` held low the first index is still offered (a stream's ``valid`` must
+    not wait for ``ready``), ``k + 3`` cycles after ``start`` for a bit in word ``k``, and
+    holds still until taken. Bounded waits: a scanner that never offers fails here
+    instead of hanging."""
+    dut = SpikeScanner(4, 4)
+    offers: list[int | None] = []  # payload offered in each cycle after start, or None
+    taken: list[int] = []
+
+    async def testbench(ctx: SimulatorContext) -> None:
+        ctx.set(dut.vector, 0b0010_0000_0000_0000)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        for _ in range(10):
+            offers.append(ctx.get(dut.events.payload) if ctx.get(dut.events.valid) else None)
+            await ctx.tick()
+        ctx.set(dut.events.ready, 1)
+        for _ in range(4):
+            if ctx.get(dut.events.valid):
+                taken.append(ctx.get(dut.events.payload))
+            await ctx.tick()
+        assert ctx.get(dut.done)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(testbench)
+    sim.run()
+    assert offers == [None] * 5 + [13] * 5
+    assert taken == [13]
+
+
 def test_sim_start_abandons_a_scan() -> None:
     """A ``start`` in the middle of a scan drops the offered index and begins at word 0."""
     dut = SpikeScanner(4, 4)

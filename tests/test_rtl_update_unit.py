@@ -143,8 +143,40 @@ def test_sim_rounding_modes(rounding: str) -> None:
 
 
 def test_sim_trace_clamp() -> None:
-    """trace_bits = 7: the trace (limit 4.0 = 128) clamps at 127."""
-    _case(BASE.replace(formats={"trace_bits": 7}), "max-traces", seed=6)
+    """trace_bits = 7 with 6 fraction bits: a trace spiking every step goes 64, 112, then
+    148 unclamped, so it clamps at 127. (With 5 fraction bits it would approach its limit
+    4.0 = 128 from below, 125 at most, and never reach the clamp.)"""
+    cfg = BASE.replace(formats={"trace_bits": 7, "trace_frac": 6})
+    c = constants(cfg)
+    r, reached = 0, False
+    for _ in range(c.tsteps):
+        r = r - (r >> c.decay_shift) + c.trace_one
+        reached |= r > c.trace_max
+        r = min(r, c.trace_max)
+    assert reached, "the config must reach the clamp, else the case tests nothing"
+    _case(cfg, "max-traces", seed=6)
+
+
+def test_sim_exact_half_and_small_overflow() -> None:
+    """Directed edges: ``lr_int * acc`` exactly half an LSB above an integer (nearest
+    rounding rounds it up; random draws hit this 1 in 2^24), and updates that overflow
+    a weight rail by one (the clamp's overflow check reads the bit above the sign;
+    random cases overflow by far more, or not at all)."""
+    cfg = BASE.replace(formats={"rounding": "nearest"})
+    c = constants(cfg)
+    lo, hi = signed_range(c.weight_bits)
+    pre = np.zeros((c.tsteps, 2), dtype=bool)
+    pre[0, 0] = True  # row 0: one spike at step 0, trace one unit there; row 1 silent
+    post = np.zeros((c.tsteps, 8), dtype=bool)
+    post[0] = True  # acc = one trace unit for every neuron of row 0
+    lr_int = 3 << (c.lr_shift - c.trace_frac - 1)  # lr_int * acc = 1.5 * 2^lr_shift
+    w = np.array([hi - 1, lo + 1, hi - 2, 0, 100, -100, hi, lo])[:, None].repeat(2, axis=1)
+    gate = np.array([1, -1, 1, 0, 1, -1, 1, -1], dtype=np.int8)
+    words = GoldenXorShift(c.rounding_seed).draw(2)
+    want = update_from_trains(c, w, pre, post, gate, lr_int, words)
+    np.testing.assert_array_equal(want[:, 0], [hi, lo, hi, 0, 102, -102, hi, lo])
+    got = _simulate(UpdateUnit.for_config(cfg), w, pre, post, gate, lr_int, words)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_sim_xorshift_stream() -> None:

@@ -639,8 +639,8 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "banked_memory",
         "bank-select-delay",
-        "for k in range(3):",
-        "for k in range(2):",
+        'r_bank = delay(m, self.raddr >> low, 3, "r_bank")',
+        'r_bank = delay(m, self.raddr >> low, 2, "r_bank")',
         "bank select one cycle early",
     ),
     _m(
@@ -653,20 +653,20 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "banked_memory",
         "rdata-unmasked",
-        "m.d.sync += q.eq(Mux(r_sel[b], word, 0))",
-        "m.d.sync += q.eq(word)",
+        "m.d.sync += q.eq(Mux(r_bank == b if n_banks > 1 else Const(1), rd.data, 0))",
+        "m.d.sync += q.eq(rd.data)",
         "banks not selected still OR into the read data",
     ),
     _m(
         "banked_memory",
         "raddr-ungated",
-        """with m.If(r_hit[b]):
+        """with m.If(r_bank_now == b if n_banks > 1 else Const(1)):
                     m.d.sync += ra.eq(raddr[:low])""",
         "m.d.sync += ra.eq(raddr[:low])",
         "every bank loads every read address",
         equivalent=(
-            "a bank's word reaches rdata only when r_sel picks that bank, i.e. for a read "
-            "that hit it, and such a read loaded its address in both versions"
+            "a bank's word reaches rdata only when the delayed r_bank picks that bank, i.e. "
+            "for a read that hit it, and such a read loaded its address in both versions"
         ),
     ),
 )

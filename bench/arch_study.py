@@ -9,7 +9,10 @@ today's design has, one core of 8 per layer), a Kaiming-initialised quantised ne
 - today's per-layer design (``rtl.cycle_model.cycle_model``, exact: equal to CYCLES);
 - per-layer cores with the lanes split in proportion to the measured work;
 - one shared pool of all lanes, layers time-shared inside each step, on chip and with
-  weights in external memory at 2, 4, 8 and 16 bytes/cycle.
+  weights in external memory at 2, 4, 8 and 16 bytes/cycle (the planning model);
+- the shared-pool RTL (``hardware.architecture = "shared"``), on chip: its exact cycle
+  model, equal to CYCLES in the Amaranth tests, inference and training forward (with
+  the dropout draws).
 
 Each against the lane bound (useful synaptic operations / all lanes) and, for external
 memory, the memory bound (weight bytes moved / bandwidth). Prints a Markdown table and
@@ -28,9 +31,10 @@ from report import emit  # bench/ is on sys.path when a script here runs
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from desire import load_config
+from desire.config import Config
 from desire.datasets import load_dataset
 from golden import GoldenNet
-from rtl.cycle_model import cycle_model
+from rtl.cycle_model import cycle_model, training_cycle_model
 from rtl.perf_model import Memory, Workload, lane_bound, proportional, shared, split_lanes
 
 NETWORKS = {"default": 2 * 8, "fmnist-1000": 3 * 8}
@@ -52,6 +56,22 @@ def _row(name: str, cycles: list[float], bounds: list[float]) -> dict:
     return {"architecture": name, "cycles": c, "bound": b, "ratio": c / b}
 
 
+def _training(cfg: Config, images: int) -> tuple[list[float], list[float]]:
+    """Forward cycles (dropout draws included) of training samples on the shared-pool RTL
+    and their lane bounds, from golden's training steps on the same images."""
+    net = GoldenNet.init_random(cfg, 0)
+    x, y = load_dataset("fashion-mnist", "test", limit=images)
+    cycles, bounds = [], []
+    lr_int = net.c.lr_int(0)
+    for img, label in zip(x, y, strict=True):
+        rec = net.train_step(img[None], int(label), lr_int, record=True).forward
+        inputs, spikes = rec.input_spikes[:, 0], [s[:, 0] for s in rec.spikes]
+        cycles.append(training_cycle_model(cfg, inputs, spikes).forward)
+        work = Workload.from_record(cfg.network.layers, inputs, spikes)
+        bounds.append(lane_bound(work, cfg.hardware.lanes))
+    return cycles, bounds
+
+
 def study(preset: str, total: int, images: int, latency: int) -> list[dict]:
     """Rows of one network: architecture, mean cycles/sample, mean bound, ratio."""
     work, records, cfg = _workloads(preset, images)
@@ -64,6 +84,11 @@ def study(preset: str, total: int, images: int, latency: int) -> list[dict]:
     rows.append(_row(f"per-layer, lanes {split}", [r.cycles for r in prop], lanes_bound))
     on_chip = [shared(w, total) for w in work]
     rows.append(_row(f"shared pool of {total}, on chip", [r.cycles for r in on_chip], lanes_bound))
+    pool = cfg.replace(hardware={"lanes": total, "architecture": "shared"})
+    rtl = [cycle_model(pool, i, s).cycles for i, s in records]
+    rows.append(_row(f"shared-pool RTL of {total}, on chip (exact)", rtl, lanes_bound))
+    name = f"shared-pool RTL of {total}, training forward (exact)"
+    rows.append(_row(name, *_training(pool, images)))
     for bw in BANDWIDTHS:
         mem = Memory(bytes_per_cycle=bw, latency=latency, weight_bits=cfg.formats.weight_bits)
         ext = [shared(w, total, mem) for w in work]

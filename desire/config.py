@@ -22,6 +22,7 @@ from typing import Any, Literal
 from desire.errors import UserError
 
 __all__ = [
+    "ARCHITECTURES",
     "LR_REGISTER_BITS",
     "MAX_LAYER_SIZE",
     "PRESETS",
@@ -257,17 +258,35 @@ class Formats:
         return self.lr_shift + self.weight_frac - self.trace_frac
 
 
+#: ``per-layer``: one neuron core of ``lanes`` lanes per layer, the layers running
+#: concurrently (a barrier per time step). ``shared``: one pool of ``lanes`` lanes
+#: time-shared over the layers within each time step (issue 12: the lanes work where
+#: the work is).
+ARCHITECTURES = ("per-layer", "shared")
+
+
 @dataclass(frozen=True)
 class Hardware:
     """Accelerator build parameters: ``lanes`` neurons updated per cycle; ``training``
     builds the on-chip learning units (false: an inference-only accelerator, about half
-    the logic, for deploying trained weights on a small FPGA)."""
+    the logic, for deploying trained weights on a small FPGA); ``architecture``: how the
+    lanes serve the layers (:data:`ARCHITECTURES`, docs/accelerator-v2.md)."""
 
     lanes: int = 8
     training: bool = True
+    architecture: str = "per-layer"
 
     def validate(self) -> None:
         _check(1 <= self.lanes <= 256, f"lanes must be in [1, 256], got {self.lanes}")
+        _check(
+            self.architecture in ARCHITECTURES,
+            f"architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}",
+        )
+
+    def lanes_for(self, n_linear: int) -> int:
+        """Lanes in the whole design for ``n_linear`` weight layers: ``lanes`` per layer
+        (``per-layer``), or ``lanes`` in one pool (``shared``)."""
+        return self.lanes * n_linear if self.architecture == "per-layer" else self.lanes
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,12 @@
 
 Blocks (docs/architecture.md has the diagram and the schedule):
 
-- :class:`rtl.encoder.Encoder`, one :class:`rtl.neuron_core.NeuronCore` per layer,
+- :class:`rtl.encoder.Encoder` and the datapath of ``hardware.architecture``:
+  ``per-layer``: one :class:`rtl.neuron_core.NeuronCore` per layer,
   and per core a :class:`rtl.spike_scanner.SpikeScanner` over its input's spike
-  vector. Each producer (the encoder, core ``l`` for core ``l + 1``) owns a spike
+  vector; ``shared``: one core for every layer, fed by one
+  :class:`rtl.step_scanner.StepScanner` (:mod:`rtl.shared_pool`).
+  Each producer (the encoder, core ``l`` for core ``l + 1``) owns a spike
   vector (a register, one word = ``lanes`` bits) that it writes during a phase;
   its consumer scans a copy taken at the start of the phase. A producer writes
   every word of its vector in every phase, so nothing needs clearing but at the
@@ -39,7 +42,7 @@ host's vocabulary, are importable from here as well as from where they are defin
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -53,6 +56,7 @@ from rtl.host_bus import READ_LATENCY, HostBus, MmioSignature
 from rtl.neuron_core import NeuronCore
 from rtl.register_map import AddressMap, Mode, RegisterMap, Status
 from rtl.sequencer import Sequencer
+from rtl.shared_pool import Producer, spike_paths, weight_ports
 from rtl.spike_scanner import SpikeScanner
 from rtl.training_datapath import TrainingDatapath
 from rtl.training_sequencer import TrainingSchedule, TrainingSequencer
@@ -90,13 +94,19 @@ class Accelerator(wiring.Component):
             raise ValueError(f"expected {c.n_linear} weight layers, got {len(weights)}")
         self._lanes = cfg.hardware.lanes
         self._training = cfg.hardware.training
+        self._shared = cfg.hardware.architecture == "shared"
         self._encoder = Encoder(c.layers[0], self._lanes)
-        self._cores = [
-            NeuronCore.for_layer(cfg, l, None if weights is None else weights[l])
-            for l in range(c.n_linear)
-        ]
+        if self._shared:
+            self._cores = [NeuronCore.for_network(cfg, weights)]
+        else:
+            self._cores = [
+                NeuronCore.for_layer(cfg, l, None if weights is None else weights[l])
+                for l in range(c.n_linear)
+            ]
+        self._blocks = [-(-n // self._lanes) for n in c.layers[1:]]
+        depths = [n_in * b for n_in, b in zip(c.layers, self._blocks, strict=False)]
         self._classes = ClassCounter(c.layers[-1], self._lanes, c.tsteps)
-        self._addresses = AddressMap([core.depth for core in self._cores], self._lanes)
+        self._addresses = AddressMap(depths, self._lanes)
         self.regs = self._addresses.regs
         self.result_layout = self._classes.result_layout
         super().__init__(
@@ -132,21 +142,24 @@ class Accelerator(wiring.Component):
         check_int("out", out, 0, c.layers[layer + 1] - 1)
         check_int("inp", inp, 0, c.layers[layer] - 1)
         block, lane = divmod(out, self._lanes)
-        return self._addresses.weight(layer, inp * self._cores[layer].blocks + block, lane)
+        return self._addresses.weight(layer, inp * self._blocks[layer] + block, lane)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         enc, cores, classes = self._encoder, self._cores, self._classes
         m.submodules.encoder = enc
-        for l, core in enumerate(cores):
-            m.submodules[f"core{l}"] = core
+        if self._shared:
+            m.submodules.core = cores[0]
+        else:
+            for l, core in enumerate(cores):
+                m.submodules[f"core{l}"] = core
         m.submodules.classes = classes
         m.submodules.sequencer = seq = Sequencer.for_config(self._cfg)
         m.submodules.host = host = HostBus.for_config(self._cfg, self._addresses)
         wiring.connect(m, wiring.flipped(self.pixels), seq.pixels)
         wiring.connect(m, wiring.flipped(self.bus), host.bus)
 
-        # the sequencer drives the encoder, the cores, the scanners and the arg-max
+        # the sequencer drives the encoder, the datapath and the arg-max
         m.d.comb += [
             seq.mode.eq(host.mode),
             enc.pix_word.eq(seq.pix_word),
@@ -157,20 +170,21 @@ class Accelerator(wiring.Component):
             enc.first.eq(seq.encoder_first),
             seq.encoder_busy.eq(enc.busy),
         ]
-        for l, core in enumerate(cores):
-            m.d.comb += [
-                core.clear.eq(seq.clear),
-                core.fire.eq(seq.fire[l]),
-                seq.core_idle[l].eq(core.idle),
-                core.threshold.eq(host.threshold[l]),
-            ]
-        self._spike_paths(m, seq)
-        last = cores[-1]
+        if self._shared:
+            producers = spike_paths(m, enc, cores[0], seq, self._lanes)
+            core = cores[0]
+            m.d.comb += [core.threshold[l].eq(thr) for l, thr in enumerate(host.threshold)]
+            taken = core.events.valid & core.events.ready
+            events = [taken & (core.events.payload.layer == l) for l in range(len(host.events))]
+        else:
+            producers = self._per_layer_paths(m, seq, host)
+            events = [core.events.valid & core.events.ready for core in cores]
+        output = producers[-1]
         m.d.comb += [
             classes.clear.eq(seq.sample_start),
-            classes.spk_valid.eq(last.out_valid),
-            classes.spk_block.eq(last.out_block),
-            classes.spk_bits.eq(last.out_spikes),
+            classes.spk_valid.eq(output.valid),
+            classes.spk_block.eq(output.word),
+            classes.spk_bits.eq(output.bits),
             classes.step.eq(seq.argmax),
             seq.argmax_last.eq(classes.last),
             self.result.payload.eq(classes.result),
@@ -184,15 +198,45 @@ class Accelerator(wiring.Component):
             host.result.eq(self.result.valid),
             host.stall.eq(self.pixels.valid & ~self.pixels.ready),
             host.sample_start.eq(seq.sample_start),
+            *(host.events[l].eq(e) for l, e in enumerate(events)),
         ]
-        m.d.comb += [
-            host.events[l].eq(core.events.valid & core.events.ready) for l, core in enumerate(cores)
-        ]
-        learn = self._learning(m, seq, host) if self._training else None
+        learn = self._learning(m, seq, host, producers) if self._training else None
+        if self._shared:
+            weight_ports(m, cores[0], host, learn)
+        else:
+            self._per_layer_weights(m, host, learn)
+        return m
+
+    def _per_layer_paths(self, m: Module, seq: Sequencer, host: HostBus) -> list[Producer]:
+        """Per layer: its core's sequencer and threshold hookup, and the spike path into
+        it (:meth:`_spike_paths`); returns the producer of every neuron layer."""
+        cores = self._cores
         for l, core in enumerate(cores):
+            m.d.comb += [
+                core.clear.eq(seq.clear),
+                core.fire.eq(seq.fire[l]),
+                seq.core_idle[l].eq(core.idle),
+                core.threshold.eq(host.threshold[l]),
+            ]
+        self._spike_paths(m, seq)
+        enc = self._encoder
+        return [Producer(enc.spk_valid, enc.spk_word, enc.spk_bits)] + [
+            Producer(core.out_valid, core.out_block, core.out_spikes) for core in cores
+        ]
+
+    def _per_layer_weights(self, m: Module, host: HostBus, learn: TrainingDatapath | None) -> None:
+        """Each core's weight memory on the host's window of its layer (and the training
+        units' reads and write-backs of that layer)."""
+        for l, core in enumerate(self._cores):
             word: Value = host.weight_word
             if learn is not None:  # the training passes read the weights while busy
                 word = Mux(learn.w_read[l], learn.w_word, host.weight_word)
+                m.d.comb += [
+                    learn.w_rdata[l].eq(core.w_rdata),
+                    core.u_we.eq(learn.u_we[l]),
+                    core.u_addr.eq(learn.u_addr),
+                    core.u_data.eq(learn.u_data),
+                ]
             m.d.comb += [
                 core.w_word.eq(word),
                 core.w_lane.eq(host.weight_lane),
@@ -200,7 +244,6 @@ class Accelerator(wiring.Component):
                 core.w_we.eq(host.weight_we[l]),
                 host.weight_rdata[l].eq(core.w_rdata),
             ]
-        return m
 
     def _spike_paths(self, m: Module, seq: Sequencer) -> None:
         """Producer, spike vector, its copy, scanner and core, for every layer.
@@ -237,11 +280,13 @@ class Accelerator(wiring.Component):
                 scan.events.ready.eq(core.events.ready),
             ]
 
-    def _learning(self, m: Module, seq: Sequencer, host: HostBus) -> TrainingDatapath:
+    def _learning(
+        self, m: Module, seq: Sequencer, host: HostBus, producers: list[Producer]
+    ) -> TrainingDatapath:
         """Dropout masks, the training sequencer and datapath; returns the datapath (its
-        weight reads share the cores' host ports)."""
+        weight reads and write-backs share the weight memories' host ports)."""
         cfg, enc, cores = self._cfg, self._encoder, self._cores
-        n_layers = len(cores)
+        n_layers = self._c.n_linear
         m.submodules.dropout = drop = DropoutMasks.for_config(cfg)
         m.submodules.learning = learn = TrainingDatapath.for_config(cfg)
         schedule = TrainingSchedule.for_units(learn.desire, learn.update)
@@ -249,12 +294,16 @@ class Accelerator(wiring.Component):
             self._c.layers, self._lanes, schedule
         )
         wiring.connect(m, tseq.issue, learn.issue)
+        if self._shared:  # the output layer has no dropout: its keep bits stay all ones
+            hidden = [drop.keep(l + 1) for l in range(n_layers - 1)]
+            m.d.comb += cores[0].keep[: sum(len(k) for k in hidden)].eq(Cat(*hidden))
+        else:
+            m.d.comb += [cores[l].keep.eq(drop.keep(l + 1)) for l in range(n_layers - 1)]
         m.d.comb += [
             drop.enable.eq(host.mode == Mode.TRAINING),
             drop.draw.eq(seq.draw),
             seq.draw_last.eq(drop.last),
             enc.keep.eq(drop.keep(0)),
-            *(cores[l].keep.eq(drop.keep(l + 1)) for l in range(n_layers - 1)),
             *(learn.keep(l).eq(drop.keep(l)) for l in range(1, n_layers)),
             tseq.start.eq(seq.learn),
             seq.learn_done.eq(tseq.done),
@@ -267,20 +316,10 @@ class Accelerator(wiring.Component):
             learn.lr_int.eq(host.lr_int),
         ]
         # every producer also writes its spike word into its train memory
-        producers = [(enc.spk_valid, enc.spk_word, enc.spk_bits)] + [
-            (core.out_valid, core.out_block, core.out_spikes) for core in cores
-        ]
-        for j, (valid, word, bits) in enumerate(producers):
+        for j, producer in enumerate(producers):
             m.d.comb += [
-                learn.spk_valid[j].eq(valid),
-                learn.spk_word[j].eq(word),
-                learn.spk_bits[j].eq(bits),
-            ]
-        for l, core in enumerate(cores):
-            m.d.comb += [
-                learn.w_rdata[l].eq(core.w_rdata),
-                core.u_we.eq(learn.u_we[l]),
-                core.u_addr.eq(learn.u_addr),
-                core.u_data.eq(learn.u_data),
+                learn.spk_valid[j].eq(producer.valid),
+                learn.spk_word[j].eq(producer.word),
+                learn.spk_bits[j].eq(producer.bits),
             ]
         return learn

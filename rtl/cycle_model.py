@@ -2,7 +2,8 @@
 
 Pure Python: they build no logic and simulate none; they count the states of
 :class:`rtl.sequencer.Sequencer` and :class:`rtl.training_sequencer.TrainingSequencer`
-and copy the scanner / core handshake register by register, with the blocks'
+and copy the scanner / core handshake register by register (per layer, or the shared
+pool's :class:`rtl.step_scanner.StepScanner` into one core), with the blocks'
 latencies read from the blocks themselves. The Amaranth tests assert model ==
 ``CYCLES`` (and the training split) on every sample they simulate, so the models
 can stand in for simulation on the large presets (``bench/rtl_speed.py``).
@@ -29,7 +30,7 @@ class CycleReport:
 
     ``bound_sum`` is sum over steps and layers of input spikes x ``B_l`` (one
     shared set of lanes doing all the synaptic work); ``bound_parallel`` is sum
-    over steps of the largest layer's work (this design: one core per layer).
+    over steps of the largest layer's work (one core per layer).
     ``lane_ops`` counts useful lane-cycles (input spikes x ``n_out``).
     """
 
@@ -80,6 +81,45 @@ def _core_phase(words: list[int], blocks: int) -> int:
         cycle += 1
 
 
+def _shared_phase(items: list[tuple[int, int | None]], blocks: list[int]) -> int:
+    """Cycle (from the first WAIT cycle) at which the shared pool is done with one phase.
+
+    ``items``: the step scanner's items in order, (layer, word mask) per word and
+    (layer, None) per fire operation (:meth:`StepScanner.items`). A literal copy of the
+    step scanner / core handshake, register by register (tests compare with ``CYCLES``).
+    """
+    depth, distance = NeuronCore.STAGES, NeuronCore.WRITE_DISTANCE
+    ptr = mask = layer = offered = left = 0  # offered: the layer of the op on offer
+    fire = valid = busy = False
+    cool = [0] * len(blocks)
+    stages = [False] * depth  # a block in pipeline stage 1 .. depth
+    cycle = 0
+    while True:
+        ready = (not busy or left == 0) and cool[offered] == 0
+        scan_done = ptr == len(items) and mask == 0 and not fire and not valid
+        if scan_done and not busy and not any(stages):
+            return cycle
+        take = not valid or ready
+        accepted = offered if valid and ready else None
+        # the core: the issue slot, the pipeline, the hazard counters
+        stages = [busy, *stages[:-1]]
+        if busy:
+            busy, left = left != 0, left - 1
+        cool = [max(c - 1, 0) for c in cool]
+        if accepted is not None:
+            busy, left, cool[accepted] = True, blocks[accepted] - 1, distance - 1
+        # the scanner: its output register, then the next word or fire item
+        rest, rest_fire = (mask & (mask - 1), fire and mask != 0) if take else (mask, fire)
+        if take:
+            valid, offered = mask != 0 or fire, layer
+        if rest == 0 and not rest_fire and ptr < len(items):
+            layer, word = items[ptr]
+            mask, fire, ptr = word or 0, word is None, ptr + 1
+        else:
+            mask, fire = rest, rest_fire
+        cycle += 1
+
+
 def _words(spikes: np.ndarray, lanes: int) -> list[int]:
     """A spike vector as the scanner sees it: ``lanes``-bit words, lane j = bit j."""
     n_words = -(-spikes.size // lanes)
@@ -99,24 +139,30 @@ def cycle_model(cfg: Config, input_spikes: np.ndarray, spikes: list[np.ndarray])
     """
     c, p = constants(cfg), cfg.hardware.lanes
     tsteps, n_layers = c.tsteps, c.n_linear
+    shared = cfg.hardware.architecture == "shared"
     blocks = [-(-n // p) for n in c.layers[1:]]
     enc_words = -(-c.layers[0] // p)
     total, bound_sum, bound_par, lane_ops = c.layers[-1], 0, 0, 0
     for phase in range(tsteps + 1):
         done = [enc_words + Encoder.STAGES if phase < tsteps else 0]
-        work = []
-        for l in range(n_layers):
-            if phase == 0:
-                done.append(blocks[l] + NeuronCore.STAGES)  # clear pass
-                continue
+        if phase == 0:  # the clear pass: every membrane word, one core or one per layer
+            clears = [sum(blocks)] if shared else blocks
+            done += [b + NeuronCore.STAGES for b in clears]
+        work, items = [], []
+        for l in range(n_layers if phase > 0 else 0):
             t_in = phase - 1 if l == 0 else phase - 2  # one-step delay for l > 0
             vec = (input_spikes if l == 0 else spikes[l - 1])[t_in] if t_in >= 0 else None
             if vec is None:
                 vec = np.zeros(c.layers[l], dtype=bool)
-            done.append(_core_phase(_words(vec, p), blocks[l]))
+            if shared:
+                items += [(l, w) for w in _words(vec, p)] + [(l, None)]
+            else:
+                done.append(_core_phase(_words(vec, p), blocks[l]))
             events = int(vec.sum())
             work.append(events * blocks[l])
             lane_ops += events * c.layers[l + 1]
+        if items:
+            done.append(_shared_phase(items, blocks))
         total += max(done) + 2
         bound_sum += sum(work)
         bound_par += max(work, default=0)

@@ -92,8 +92,9 @@ class HostBus(wiring.Component):
         ``MODE`` (register).
     lr_int : Out(32)
         ``LR_INT`` (register).
-    weight_word, weight_lane : Out
-        The word and lane fields of ``bus.addr``, every cycle (reads and writes).
+    weight_word, weight_lane, weight_layer : Out
+        The word, lane and layer fields of ``bus.addr``, every cycle (reads and writes;
+        the layer lets one memory of all layers place the word).
     weight_data : Out(signed(weight_bits))
         ``bus.wdata``, truncated.
     weight_we : Out(n_layers)
@@ -146,6 +147,7 @@ class HostBus(wiring.Component):
                 "lr_int": Out(DATA_BITS),
                 "weight_word": Out(index_shape(max(addresses.depths))),
                 "weight_lane": Out(index_shape(lanes)),
+                "weight_layer": Out(addresses.layer_bits),
                 "weight_data": Out(signed(weight_bits)),
                 "weight_we": Out(n),
                 "weight_rdata": In(data.ArrayLayout(signed(weight_bits), lanes)).array(n),
@@ -188,6 +190,7 @@ class HostBus(wiring.Component):
         m.d.comb += [
             self.weight_word.eq(word),
             self.weight_lane.eq(lane),
+            self.weight_layer.eq(layer),
             self.weight_data.eq(bus.wdata),
         ]
         in_layer = [

@@ -38,8 +38,9 @@ __all__ = ["Sequencer"]
 
 class Sequencer(wiring.Component):
     """Sequencer of samples of ``n_in`` pixels (``lanes`` per encoder word), ``tsteps``
-    steps and ``n_layers`` cores; ``training``: the training states exist; ``dropout``:
-    a training sample draws dropout masks (``MASK``).
+    steps and ``n_layers`` cores (scanner and core pairs); ``training``: the training
+    states exist; ``dropout``: a training sample draws dropout masks (``MASK``);
+    ``fire_passes``: the sequencer starts each core's fire pass (``fire``).
 
     Ports
     -----
@@ -76,9 +77,12 @@ class Sequencer(wiring.Component):
         With ``launch`` in phases 1 .. T: the scanners start on the copies.
     scan_done, core_idle : In(n_layers)
         Bit ``l``: scanner ``l`` has handed out every index; core ``l`` is idle.
-    fire : Out(n_layers)
+    fire : Out(n_layers), with ``fire_passes`` only
         Bit ``l``: core ``l``'s fire pass, once per phase 1 .. T, in the first
-        cycle its scanner is done and the core idle.
+        cycle its scanner is done and the core idle. Without ``fire_passes`` the
+        datapath issues its own fire passes (the shared pool's
+        :class:`rtl.step_scanner.StepScanner`), and a phase ends when every scanner
+        is done and every core idle.
     argmax, argmax_last : Out(1), In(1)
         ``ARGMAX``: one arg-max step (:class:`rtl.class_counter.ClassCounter`);
         ``argmax_last`` marks the last.
@@ -99,17 +103,22 @@ class Sequencer(wiring.Component):
         *,
         training: bool,
         dropout: bool,
+        fire_passes: bool = True,
     ) -> None:
         self._n_in = check_int("n_in", n_in, 1)
         self._lanes = check_int("lanes", lanes, 1)
         self._tsteps = check_int("tsteps", tsteps, 1)
         self._n_layers = check_int("n_layers", n_layers, 1)
-        for name, flag in (("training", training), ("dropout", dropout)):
+        for name, flag in (
+            ("training", training),
+            ("dropout", dropout),
+            ("fire_passes", fire_passes),
+        ):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, not {flag!r}")
         if dropout and not training:
             raise ValueError("dropout needs training: masks are drawn for training samples only")
-        self._training, self._dropout = training, dropout
+        self._training, self._dropout, self._fire_passes = training, dropout, fire_passes
         self._words = -(-n_in // lanes)
         super().__init__(
             {
@@ -133,7 +142,7 @@ class Sequencer(wiring.Component):
                 "scan": Out(1),
                 "scan_done": In(n_layers),
                 "core_idle": In(n_layers),
-                "fire": Out(n_layers),
+                **({"fire": Out(n_layers)} if fire_passes else {}),
                 "argmax": Out(1),
                 "argmax_last": In(1),
                 "learn": Out(1),
@@ -145,15 +154,19 @@ class Sequencer(wiring.Component):
 
     @classmethod
     def for_config(cls, cfg: Config) -> Sequencer:
+        """The sequencer of ``cfg``'s architecture: per layer a scanner, a core and a fire
+        pass it starts; or (``shared``) one scanner and core that fire on their own."""
         c = constants(cfg)
         training = cfg.hardware.training
+        shared = cfg.hardware.architecture == "shared"
         return cls(
             c.layers[0],
             cfg.hardware.lanes,
             c.tsteps,
-            c.n_linear,
+            1 if shared else c.n_linear,
             training=training,
             dropout=training and any(p > 0 for p in c.drop_p[: c.n_linear]),
+            fire_passes=not shared,
         )
 
     def elaborate(self, platform: object) -> Module:
@@ -215,6 +228,9 @@ class Sequencer(wiring.Component):
                 done = [~self.encoder_busy]
                 for l in range(self._n_layers):
                     idle = self.core_idle[l]
+                    if not self._fire_passes:
+                        done.append(idle & self.scan_done[l])
+                        continue
                     with m.If(running & ~fired[l] & self.scan_done[l] & idle):
                         m.d.comb += self.fire[l].eq(1)
                         m.d.sync += fired[l].eq(1)

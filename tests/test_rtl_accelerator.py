@@ -18,6 +18,12 @@ SMALL = load_config().replace(network={"layers": (20, 12, 6), "tsteps": 6}, hard
 DEEP = load_config().replace(network={"layers": (9, 5, 7, 3), "tsteps": 8}, hardware={"lanes": 2})
 #: The output layer has one block: update rows of one word, loaded back to back.
 ONE_BLOCK = SMALL.replace(network={"layers": (12, 6, 3)})
+#: hardware.architecture, each of which every end-to-end test below runs on.
+ARCHS = ["per-layer", "shared"]
+
+
+def _arch(cfg: Config, arch: str) -> Config:
+    return cfg.replace(hardware={"architecture": arch})
 
 
 async def _write(ctx: SimulatorContext, dut: Accelerator, addr: int, value: int) -> None:
@@ -92,8 +98,10 @@ def _check_against_golden(net: GoldenNet, dut: Accelerator, images: np.ndarray) 
     return got
 
 
+@pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("cfg", [SMALL, DEEP], ids=["small", "deep"])
-def test_sim_counts_match_golden(cfg: Config) -> None:
+def test_sim_counts_match_golden(cfg: Config, arch: str) -> None:
+    cfg = _arch(cfg, arch)
     net = GoldenNet.init_random(cfg, seed=3)
     net.weights = [
         np.clip(w * 3, -(2**15), 2**15 - 1) for w in net.weights
@@ -109,8 +117,9 @@ def test_sim_counts_match_golden(cfg: Config) -> None:
         assert cycle_model(cfg, rec.input_spikes[:, k], spikes).cycles == g[3], f"sample {k}"
 
 
-def test_sim_bus_weights_thresholds_and_misuse() -> None:
-    cfg = SMALL
+@pytest.mark.parametrize("arch", ARCHS)
+def test_sim_bus_weights_thresholds_and_misuse(arch: str) -> None:
+    cfg = _arch(SMALL, arch)
     net = GoldenNet.init_random(cfg, seed=9)
     net.weights = [w * 3 for w in net.weights]
     dut = Accelerator(cfg)  # weights come over the bus
@@ -219,21 +228,39 @@ def _train_on_rtl(
 
 
 @pytest.mark.parametrize(
-    ("cfg", "rounding"),
-    [(SMALL, "stochastic"), (DEEP, "stochastic"), (DEEP, "nearest"), (ONE_BLOCK, "stochastic")],
-    ids=["small", "deep", "deep-nearest", "one-block"],
+    ("cfg", "rounding", "arch"),
+    [
+        (SMALL, "stochastic", "per-layer"),
+        (DEEP, "stochastic", "per-layer"),
+        (DEEP, "nearest", "per-layer"),
+        (ONE_BLOCK, "stochastic", "per-layer"),
+        (SMALL, "stochastic", "shared"),
+        (DEEP, "nearest", "shared"),
+        (ONE_BLOCK, "stochastic", "shared"),
+    ],
+    ids=[
+        "small",
+        "deep",
+        "deep-nearest",
+        "one-block",
+        "shared-small",
+        "shared-deep-nearest",
+        "shared-one-block",
+    ],
 )
-def test_sim_training_matches_golden(cfg: Config, rounding: str) -> None:
-    """Online training with dropout: counts, weights, PRNG states and cycles equal golden's."""
-    _check_training(cfg.replace(formats={"rounding": rounding}))
+def test_sim_training_matches_golden(cfg: Config, rounding: str, arch: str) -> None:
+    """Online training with dropout: counts, weights, PRNG states and cycles equal golden's
+    (the shared pool: the training passes read and write every layer in one memory)."""
+    _check_training(_arch(cfg, arch).replace(formats={"rounding": rounding}))
 
 
-def test_sim_training_dropped_neuron_has_no_desire() -> None:
+@pytest.mark.parametrize("arch", ARCHS)
+def test_sim_training_dropped_neuron_has_no_desire(arch: str) -> None:
     """A dropped hidden neuron gets desire 0 whatever its ``S``. It matters only below
     another hidden layer (``E * q`` of a dropped neuron with ``q = +1`` is ``R``, its count
     being 0) and when such a neuron's ``|S|`` reaches the threshold with ``S > 0``; half
     the hidden neurons of DEEP dropped make that happen in these 4 samples."""
-    records = _check_training(DEEP.replace(network={"dropout": (0.0, 0.5)}))
+    records = _check_training(_arch(DEEP, arch).replace(network={"dropout": (0.0, 0.5)}))
     upper = 2  # neuron layer 2, the upper hidden layer (desire lists start at layer 1)
     assert any(
         (~rec.keep[upper] & rec.active[upper - 1] & (rec.sign[upper - 1] > 0)).any()

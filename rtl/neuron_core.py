@@ -62,6 +62,7 @@ pass (the other layers' work in between, for any but tiny networks): for
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
@@ -76,6 +77,18 @@ from rtl.banked_memory import BankedMemory
 from rtl.pipeline import delay
 
 __all__ = ["NeuronCore", "weight_rows"]
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """The compute stage's registers (:meth:`NeuronCore._compute`), read by the stages after."""
+
+    hi_minus_thr: Signal
+    sum: Signal
+    v: Signal
+    minus: Signal
+    flags: Signal
+    spikes: Signal
 
 
 def weight_rows(w: np.ndarray, lanes: int) -> list[list[int]]:
@@ -546,13 +559,13 @@ class NeuronCore(wiring.Component):
         ]
         # stage lat: one carry chain per lane; lat + 1: pick the reset value (registered);
         # lat + 2: decay (fire) and write-back
-        self._compute(m, v, wmem.rdata, keep, ops[lat - 1][1], thr)
+        d = self._compute(m, v, wmem.rdata, keep, ops[lat - 1][1], thr)
         reset = Signal(data.ArrayLayout(signed(self._membrane_bits), p), name="s_reset")
-        m.d.sync += [reset[j].eq(self._reset_value(j)) for j in range(p)]
-        total = delay(m, self._sum, 1, "s_sum")
+        m.d.sync += [reset[j].eq(self._reset_value(d, j)) for j in range(p)]
+        total = delay(m, d.sum, 1, "s_sum")
         m.d.comb += [
             self.out_membrane.eq(reset),
-            self.out_spikes.eq(delay(m, self._spikes, 1, "spk")),
+            self.out_spikes.eq(delay(m, d.spikes, 1, "spk")),
         ]
         last = ops[lat + 1]
         m.d.comb += [
@@ -579,7 +592,7 @@ class NeuronCore(wiring.Component):
         keep: Signal,
         firing: Signal,
         thr: Signal,
-    ) -> None:
+    ) -> _Decision:
         """Accumulate ``v + w``, or the fire decision: one carry chain per lane, registered.
 
         ``v_sat >= thr`` equals ``v >= thr`` (``lo < 0 < thr <= hi``), the sign of
@@ -592,13 +605,17 @@ class NeuronCore(wiring.Component):
         """
         p, mb = self._lanes, self._membrane_bits
         hi = signed_range(mb)[1]
-        self._hi_minus_thr = Signal(signed(mb), name="hi_minus_thr")
-        m.d.sync += self._hi_minus_thr.eq(hi - thr)
-        self._sum = Signal(data.ArrayLayout(signed(self.acc_bits), p), name="s_sum")
-        self._v = Signal(data.ArrayLayout(signed(self.acc_bits), p), name="s_v2")
-        self._minus = Signal(data.ArrayLayout(signed(self.acc_bits + 1), p), name="s_minus")
-        self._flags = Signal(data.ArrayLayout(4, p), name="s_flags")  # over, under, fire, keep
-        spikes = Signal(p, name="s_spikes")
+        acc = data.ArrayLayout(signed(self.acc_bits), p)
+        d = _Decision(
+            hi_minus_thr=Signal(signed(mb), name="hi_minus_thr"),
+            sum=Signal(acc, name="s_sum"),
+            v=Signal(acc, name="s_v2"),
+            minus=Signal(data.ArrayLayout(signed(self.acc_bits + 1), p), name="s_minus"),
+            flags=Signal(data.ArrayLayout(4, p), name="s_flags"),  # over, under, fire, keep
+            spikes=Signal(p, name="s_spikes"),
+        )
+        hi_minus_thr = d.hi_minus_thr
+        m.d.sync += hi_minus_thr.eq(hi - thr)
         for j in range(p):
             vj = v[j]
             minus = vj - thr
@@ -606,20 +623,20 @@ class NeuronCore(wiring.Component):
             top = vj[mb - 1 :]  # all zeros or all ones inside [lo, hi]
             over, under = ~vj[-1] & top.any(), vj[-1] & ~top.all()
             m.d.sync += [
-                self._sum[j].eq(vj + w[j]),
-                self._v[j].eq(vj),
-                self._minus[j].eq(minus),
-                self._flags[j].eq(Cat(over, under, fire, keep[j])),
-                spikes[j].eq(fire & firing),
+                d.sum[j].eq(vj + w[j]),
+                d.v[j].eq(vj),
+                d.minus[j].eq(minus),
+                d.flags[j].eq(Cat(over, under, fire, keep[j])),
+                d.spikes[j].eq(fire & firing),
             ]
-        self._spikes = spikes
+        return d
 
-    def _reset_value(self, j: int) -> Value:
+    def _reset_value(self, d: _Decision, j: int) -> Value:
         """Lane ``j``'s membrane after saturation and reset, from the registered decision."""
         lo, hi = signed_range(self._membrane_bits)
-        over, under, fire, keep = (self._flags[j][k] for k in range(4))
+        over, under, fire, keep = (d.flags[j][k] for k in range(4))
         return Mux(
             over,
-            Mux(keep, self._hi_minus_thr, hi),
-            Mux(under, lo, Mux(fire, self._minus[j], self._v[j])),
+            Mux(keep, d.hi_minus_thr, hi),
+            Mux(under, lo, Mux(fire, d.minus[j], d.v[j])),
         )

@@ -195,12 +195,12 @@ class UpdateUnit(wiring.Component):
         # lr_int, copied lane to lane down a chain: each copy feeds one lane's acc_bits
         # terms instead of one register feeding them all (and a chain, unlike parallel
         # copies, cannot be merged back into one register by synthesis)
-        self._lr = []
+        lr_copies = []
         prev = self.lr_int
         for j in range(p):
             copy = Signal(32, name=f"lr_int{j}")
             m.d.sync += copy.eq(prev)
-            self._lr.append(prev := copy)
+            lr_copies.append(prev := copy)
 
         # from the word_valid cycle: the tree of T masked traces, then the product
         post = self.post
@@ -212,7 +212,7 @@ class UpdateUnit(wiring.Component):
         for j in range(p):
             terms = [Mux(post[j][t], traces[t], 0) for t in range(self._tsteps)]
             acc = adder_tree(m, terms, self.TREE_LEVELS_PER_CYCLE, f"acc{j}")
-            mag = self._multiply(m, j, acc, weyl_m1)
+            mag = self._multiply(m, j, acc, weyl_m1, lr_copies[j])
             # both sums side by side, registered with the gate and w_old; then the pick
             up, down = (
                 Signal.like(w_old[j] + mag, name=f"up{j}"),
@@ -255,10 +255,11 @@ class UpdateUnit(wiring.Component):
                 r = carry
         return traces
 
-    def _multiply(self, m: Module, j: int, acc: Signal, weyl: Signal) -> Signal:
+    def _multiply(self, m: Module, j: int, acc: Signal, weyl: Signal, lr: Signal) -> Signal:
         """``(lr_int * acc + rnd) >> lr_shift`` of lane ``j`` in :attr:`multiply_cycles`
-        registered cycles, shift and add: ``lr_int << b`` for every set bit ``b`` of
-        ``acc`` in a registered adder tree, then ``+ rnd`` and the shift."""
+        registered cycles, shift and add: ``lr << b`` (``lr``: the lane's copy of
+        ``lr_int``) for every set bit ``b`` of ``acc`` in a registered adder tree, then
+        ``+ rnd`` and the shift."""
         shift = self._lr_shift
         if self._rounding == "stochastic":
             rnd = (weyl + (j * WEYL_STEP & MASK32))[:32] >> (32 - shift)
@@ -266,7 +267,7 @@ class UpdateUnit(wiring.Component):
             rnd = 1 << (shift - 1)
         else:
             rnd = 0
-        terms = [Mux(acc[b], self._lr[j] << b, 0) for b in range(self.acc_bits)]
+        terms = [Mux(acc[b], lr << b, 0) for b in range(self.acc_bits)]
         prod = adder_tree(m, terms, self.PRODUCT_LEVELS_PER_CYCLE, f"prod{j}")
         tree = tree_stages(self.acc_bits, self.PRODUCT_LEVELS_PER_CYCLE)
         rnd_reg = delay(m, Const(0, shift) + rnd, tree, f"rnd{j}")

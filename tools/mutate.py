@@ -118,8 +118,8 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "neuron_core",
         "rail-hi",
-        "Mux(keep, self._hi_minus_thr, hi)",
-        "Mux(keep, self._hi_minus_thr, hi - 1)",
+        "Mux(keep, d.hi_minus_thr, hi)",
+        "Mux(keep, d.hi_minus_thr, hi - 1)",
         "upper saturation rail one below the maximum",
     ),
     _m(
@@ -139,8 +139,8 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "neuron_core",
         "sat-no-reset",
-        "m.d.sync += self._hi_minus_thr.eq(hi - thr)",
-        "m.d.sync += self._hi_minus_thr.eq(hi)",
+        "m.d.sync += hi_minus_thr.eq(hi - thr)",
+        "m.d.sync += hi_minus_thr.eq(hi)",
         "a saturated neuron fires but is not reset",
     ),
     _m(
@@ -153,8 +153,8 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "neuron_core",
         "reset-to-zero",
-        "Mux(fire, self._minus[j], self._v[j])",
-        "Mux(fire, 0, self._v[j])",
+        "Mux(fire, d.minus[j], d.v[j])",
+        "Mux(fire, 0, d.v[j])",
         "reset to zero instead of by subtraction",
     ),
     _m(

@@ -194,6 +194,18 @@ class NeuronCore(wiring.Component):
         Whole-word write (the training update unit's write-back) at flat address
         ``u_addr``, while idle. Its own address, so that the update can read word
         ``k + 1`` while it writes word ``k``; takes precedence over ``w_we``.
+
+    With ``buffer_words`` (weights in external memory, tagged cores only) the core has
+    no weight memory and none of the ``w_*`` / ``u_*`` ports; instead:
+
+    w_stream : In(stream.Signature(ArrayLayout(signed(weight_bits), lanes)))
+        The weight words of the input events, in the order the events are taken, one
+        per block (:class:`rtl.axi_weight_reader.AxiWeightReader`'s ``words``). One is
+        taken in every cycle an event's block issues.
+    w_level : In(range(buffer_words + 1))
+        Words ``w_stream`` can deliver without waiting: an event of layer ``l`` is
+        taken only when its ``B_l`` words are there (beyond a word the current event
+        still takes this cycle), so a taken event never waits for its weights.
     """
 
     #: Cycles from a membrane read to its write-back: two operations of one layer start
@@ -216,6 +228,7 @@ class NeuronCore(wiring.Component):
         membrane_bits: int,
         decay_shift: int,
         weights: np.ndarray | Sequence[np.ndarray] | None = None,
+        buffer_words: int | None = None,
     ) -> None:
         self._tagged = layers is not None
         if not self._tagged:
@@ -232,6 +245,11 @@ class NeuronCore(wiring.Component):
         sizes = [n * b for (n, _), b in zip(self._layers, self._blocks, strict=True)]
         self._word_base = tuple(sum(sizes[:l]) for l in range(len(sizes)))  # weight words
         self._init = [] if weights is None else self._checked_weights(weights)
+        self._buffer = None
+        if buffer_words is not None:
+            if not self._tagged or weights is not None:
+                raise ValueError("external weights (buffer_words) need a tagged core, no weights")
+            self._buffer = check_int("buffer_words", buffer_words, max(self._blocks) + 1)
         n_layers, mb = len(self._layers), membrane_bits
         if self._tagged:
             event: object = data.StructLayout(
@@ -255,15 +273,24 @@ class NeuronCore(wiring.Component):
             "out_block": Out(index_shape(max(self._blocks))),
             "out_spikes": Out(lanes),
             "out_membrane": Out(data.ArrayLayout(signed(mb), lanes)),
-            "w_word": In(index_shape(self.depth)),
-            "w_lane": In(index_shape(lanes)),
-            "w_data": In(signed(weight_bits)),
-            "w_we": In(1),
-            "w_rdata": Out(data.ArrayLayout(signed(weight_bits), lanes)),
-            "u_we": In(1),
-            "u_addr": In(index_shape(self.depth)),
-            "u_data": In(data.ArrayLayout(signed(weight_bits), lanes)),
         }
+        word_shape = data.ArrayLayout(signed(weight_bits), lanes)
+        if self._buffer is None:
+            members |= {
+                "w_word": In(index_shape(self.depth)),
+                "w_lane": In(index_shape(lanes)),
+                "w_data": In(signed(weight_bits)),
+                "w_we": In(1),
+                "w_rdata": Out(word_shape),
+                "u_we": In(1),
+                "u_addr": In(index_shape(self.depth)),
+                "u_data": In(word_shape),
+            }
+        else:
+            members |= {
+                "w_stream": In(stream.Signature(word_shape)),
+                "w_level": In(range(self._buffer + 1)),
+            }
         if self._tagged:
             members |= {
                 "fire_layer": In(index_shape(n_layers)),
@@ -288,9 +315,15 @@ class NeuronCore(wiring.Component):
         )
 
     @classmethod
-    def for_network(cls, cfg: Config, weights: Sequence[np.ndarray] | None = None) -> NeuronCore:
+    def for_network(
+        cls,
+        cfg: Config,
+        weights: Sequence[np.ndarray] | None = None,
+        buffer_words: int | None = None,
+    ) -> NeuronCore:
         """One tagged core for every weight layer of ``cfg`` on ``cfg.hardware.lanes`` lanes;
-        ``weights``: one (n_out, n_in) array per layer, or None."""
+        ``weights``: one (n_out, n_in) array per layer, or None; ``buffer_words``: the
+        weights come from external memory through a buffer of that many words."""
         c = constants(cfg)
         return cls(
             layers=[(c.layers[l], c.layers[l + 1]) for l in range(c.n_linear)],
@@ -299,6 +332,7 @@ class NeuronCore(wiring.Component):
             membrane_bits=c.membrane_bits,
             decay_shift=c.decay_shift,
             weights=weights,
+            buffer_words=buffer_words,
         )
 
     def _checked_weights(self, weights: np.ndarray | Sequence[np.ndarray]) -> list[list[int]]:
@@ -338,6 +372,11 @@ class NeuronCore(wiring.Component):
     def layers(self) -> tuple[tuple[int, int], ...]:
         """(n_in, n_out) of every layer."""
         return self._layers
+
+    @property
+    def buffer_words(self) -> int | None:
+        """Words of the external-weight buffer in front of ``w_stream`` (None: on chip)."""
+        return self._buffer
 
     @property
     def tagged(self) -> bool:
@@ -426,23 +465,11 @@ class NeuronCore(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         p, lat, n_layers = self._lanes, self.READ_LATENCY, len(self._layers)
-        m.submodules.weights = wmem = BankedMemory(
-            signed(self._weight_bits), max(self.depth, 2), p, init=self._init
-        )
         m.submodules.membranes = vmem = Memory(
             shape=data.ArrayLayout(signed(self.acc_bits), p), depth=max(self.words, 2), init=[]
         )
         v_wr = vmem.write_port()
         v_rd = vmem.read_port(transparent_for=(v_wr,))
-
-        m.d.comb += [
-            wmem.waddr.eq(Mux(self.u_we, self.u_addr, self.w_word)),
-            wmem.wen.eq(Mux(self.u_we, (1 << p) - 1, self.w_we << self.w_lane)),
-            self.w_rdata.eq(wmem.rdata),
-        ]
-        m.d.comb += [
-            wmem.wdata[j].eq(Mux(self.u_we, self.u_data[j], self.w_data)) for j in range(p)
-        ]
 
         # the request fields; an untagged core is layer 0
         if self._tagged:
@@ -479,17 +506,22 @@ class NeuronCore(wiring.Component):
         slot_free = ~draining & (~busy | (left == 0))
         take_event, take_fire, take_clear = Signal(), Signal(), Signal()
         fire_ok = slot_free & may_start.bit_select(fire_layer, 1) if self._tagged else self.idle
+        issuing_acc = busy & ~op_fire & ~op_clear  # an event's block issues this cycle
         m.d.comb += [
-            self.events.ready.eq(slot_free & may_start.bit_select(ev_layer, 1)),
+            self.events.ready.eq(
+                slot_free
+                & may_start.bit_select(ev_layer, 1)
+                & self._weights_there(ev_layer, issuing_acc & (left == 0))
+            ),
             take_event.eq(self.events.valid & self.events.ready),
             fire_ready.eq(fire_ok & ~take_event),
             take_fire.eq(self.fire & fire_ready),
             self.idle.eq(~busy & ~in_flight),
             take_clear.eq(self.clear & self.idle & ~take_event & ~take_fire),
-            wmem.raddr.eq(Mux(busy & ~op_fire & ~op_clear, acc_addr, self.w_word)),
         ]
+        weight_word = self._weight_source(m, acc_addr, issuing_acc)
         m.d.sync += [
-            ops[0][0].eq(busy & ~op_fire & ~op_clear),
+            ops[0][0].eq(issuing_acc),
             ops[0][1].eq(busy & op_fire),
             ops[0][2].eq(busy & op_clear),
             words[0].eq(word),
@@ -559,7 +591,7 @@ class NeuronCore(wiring.Component):
         ]
         # stage lat: one carry chain per lane; lat + 1: pick the reset value (registered);
         # lat + 2: decay (fire) and write-back
-        d = self._compute(m, v, wmem.rdata, keep, ops[lat - 1][1], thr)
+        d = self._compute(m, v, weight_word, keep, ops[lat - 1][1], thr)
         reset = Signal(data.ArrayLayout(signed(self._membrane_bits), p), name="s_reset")
         m.d.sync += [reset[j].eq(self._reset_value(d, j)) for j in range(p)]
         total = delay(m, d.sum, 1, "s_sum")
@@ -583,6 +615,39 @@ class NeuronCore(wiring.Component):
                 m.d.comb += v_wr.data[j].eq(reset[j] - (reset[j] >> self._decay_shift))
             # clear: data stays 0
         return m
+
+    def _weights_there(self, layer: Value, finishing: Value) -> Value:
+        """An event of ``layer`` may be taken as far as its weights go: always from the
+        weight memory; from external memory when ``w_level`` covers its ``B_l`` words
+        and the word the current event takes this cycle (``finishing``: its last)."""
+        if self._buffer is None:
+            return Const(1, 1)
+        need = Array(Const(b, range(self._buffer + 1)) for b in self._blocks)[layer]
+        return self.w_level >= need + finishing
+
+    def _weight_source(self, m: Module, acc_addr: Signal, issuing: Value) -> Value:
+        """The weight word of the block that issued ``READ_LATENCY`` cycles ago, registered.
+
+        On chip: the weight memory (read at ``acc_addr`` while an event issues, else at
+        the host's ``w_word``; written by the host and the update unit). External: the
+        word ``w_stream`` delivers as the block issues, carried down the same number of
+        registers.
+        """
+        p = self._lanes
+        if self._buffer is not None:
+            m.d.comb += self.w_stream.ready.eq(issuing)
+            return delay(m, self.w_stream.payload, self.READ_LATENCY, "w_ext")
+        m.submodules.weights = wmem = BankedMemory(
+            signed(self._weight_bits), max(self.depth, 2), p, init=self._init
+        )
+        m.d.comb += [
+            wmem.raddr.eq(Mux(issuing, acc_addr, self.w_word)),
+            wmem.waddr.eq(Mux(self.u_we, self.u_addr, self.w_word)),
+            wmem.wen.eq(Mux(self.u_we, (1 << p) - 1, self.w_we << self.w_lane)),
+            self.w_rdata.eq(wmem.rdata),
+            *(wmem.wdata[j].eq(Mux(self.u_we, self.u_data[j], self.w_data)) for j in range(p)),
+        ]
+        return wmem.rdata
 
     def _compute(
         self,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from amaranth.hdl import Elaboratable, Module
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.sim import Simulator, SimulatorContext
 
 from desire.config import load_config
@@ -187,7 +189,10 @@ Op = tuple[str, int, int]  # ("event", layer, index) or ("fire", layer, 0)
 
 
 def _network_core(
-    layers: tuple[tuple[int, int], ...], lanes: int, weights: list[np.ndarray] | None = None
+    layers: tuple[tuple[int, int], ...],
+    lanes: int,
+    weights: list[np.ndarray] | None = None,
+    buffer_words: int | None = None,
 ) -> NeuronCore:
     return NeuronCore(
         layers=layers,
@@ -196,7 +201,42 @@ def _network_core(
         membrane_bits=C.membrane_bits,
         decay_shift=C.decay_shift,
         weights=weights,
+        buffer_words=buffer_words,
     )
+
+
+class _WithBuffer(Elaboratable):
+    """A core with external weights and the word buffer in front of it: what the
+    testbench writes into ``fifo`` reaches ``w_stream`` (``w_level`` = the buffer's level)."""
+
+    def __init__(self, core: NeuronCore) -> None:
+        self.core = core
+        self.fifo = SyncFIFOBuffered(
+            width=len(core.w_stream.payload.as_value()), depth=core.buffer_words
+        )
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        m.submodules.core, m.submodules.fifo = core, fifo = self.core, self.fifo
+        m.d.comb += [
+            core.w_stream.payload.eq(fifo.r_data),
+            core.w_stream.valid.eq(fifo.r_rdy),
+            fifo.r_en.eq(core.w_stream.ready),
+            core.w_level.eq(fifo.r_level),
+        ]
+        return m
+
+
+def _stream_words(core: NeuronCore, weights: list[np.ndarray], ops: list[Op]) -> list[int]:
+    """The weight words the events of ``ops`` need, in order, as the buffer holds them."""
+    out = []
+    for kind, layer, index in ops:
+        if kind != "event":
+            continue
+        rows = weight_rows(weights[layer][:, index : index + 1], core.lanes)
+        mask = (1 << C.weight_bits) - 1
+        out += [sum((v & mask) << (j * C.weight_bits) for j, v in enumerate(r)) for r in rows]
+    return out
 
 
 def _network_weights(
@@ -258,6 +298,8 @@ def _run_network(
     keep: list[np.ndarray],
     *,
     load: list[np.ndarray] | None = None,
+    external: list[np.ndarray] | None = None,
+    arrive: float = 1.0,
     gap: float = 0.0,
     seed: int = 0,
 ) -> tuple[list[int], int, list[tuple[int, int, int, list[int]]]]:
@@ -265,9 +307,12 @@ def _run_network(
 
     Returns the cycle each op was taken (from the first), the first cycle idle again after
     the last, and every fire-pass result (layer, block, spikes, membranes), in order.
-    ``load``: weights written through the host port first (flat addresses).
+    ``load``: weights written through the host port first (flat addresses). ``external``:
+    the core reads these weights from a buffer (:class:`_WithBuffer`) into which one
+    word arrives per cycle with probability ``arrive``.
     """
     rng = np.random.default_rng(seed)
+    top = _WithBuffer(core) if external is not None else core
     taken: list[int] = []
     done: list[int] = []
     results: list[tuple[int, int, int, list[int]]] = []
@@ -289,7 +334,7 @@ def _run_network(
                         ctx.set(core.w_data, value)
                         ctx.set(core.w_we, 1)
                         await tick(ctx)
-        ctx.set(core.w_we, 0)
+                ctx.set(core.w_we, 0)
         ctx.set(core.clear, 1)
         await tick(ctx)
         ctx.set(core.clear, 0)
@@ -329,10 +374,23 @@ def _run_network(
                 )
             await ctx.tick()
 
-    sim = Simulator(core)
+    async def feeder(ctx: SimulatorContext) -> None:
+        assert isinstance(top, _WithBuffer) and external is not None
+        feed = np.random.default_rng(seed + 1)
+        for word in _stream_words(core, external, ops):
+            while feed.random() >= arrive or not ctx.get(top.fifo.w_rdy):
+                await ctx.tick()
+            ctx.set(top.fifo.w_data, word)
+            ctx.set(top.fifo.w_en, 1)
+            await ctx.tick()
+            ctx.set(top.fifo.w_en, 0)
+
+    sim = Simulator(top)
     sim.add_clock(1e-8)
     sim.add_testbench(driver)
     sim.add_testbench(monitor, background=True)
+    if external is not None:
+        sim.add_testbench(feeder, background=True)
     sim.run()
     return taken, done[0], results
 
@@ -345,11 +403,13 @@ def _check_network(
     chain: bool = False,
     interleave: bool = False,
     host_load: bool = False,
+    arrive: float | None = None,
     gap: float = 0.0,
     steps: int = 5,
 ) -> None:
     """A tagged core for ``steps`` steps of random (or, ``chain``, the network's delayed)
-    inputs with dropout and per-layer thresholds: every fire pass equals golden."""
+    inputs with dropout and per-layer thresholds: every fire pass equals golden.
+    ``arrive``: weights from external memory, a word arriving per cycle with that chance."""
     rng = np.random.default_rng(seed)
     w = _network_weights(rng, layers)
     thr = [C.thr_eval, *(int(rng.integers(1, 3 * C.thr_eval)) for _ in layers[1:])]
@@ -362,10 +422,17 @@ def _check_network(
             inputs[l][1:] = [s for s, _ in want[l - 1][:-1]]
             want = _network_golden(w, inputs, thr, keep)
     ops = _schedule(inputs, rng, interleave)
-    core = _network_core(layers, lanes, None if host_load else w)
-    _, _, results = _run_network(
-        core, ops, thr, keep, load=w if host_load else None, gap=gap, seed=seed
-    )
+    if arrive is not None:
+        blocks = _network_core(layers, lanes).layer_blocks
+        core = _network_core(layers, lanes, buffer_words=2 * max(blocks) + 1)
+        _, _, results = _run_network(
+            core, ops, thr, keep, external=w, arrive=arrive, gap=gap, seed=seed
+        )
+    else:
+        core = _network_core(layers, lanes, None if host_load else w)
+        _, _, results = _run_network(
+            core, ops, thr, keep, load=w if host_load else None, gap=gap, seed=seed
+        )
     for l, ((_, n_out), blocks) in enumerate(zip(layers, core.layer_blocks, strict=True)):
         mine = [r for r in results if r[0] == l]
         assert len(mine) == steps * blocks, f"layer {l}: {len(mine)} result blocks"
@@ -390,6 +457,9 @@ def _check_network(
         (WIDE, {"chain": True}),
         (WIDE, {"interleave": True, "gap": 0.2}),
         (ONE, {"gap": 0.3}),
+        (SMALL, {"chain": True, "arrive": 1.0}),
+        (SMALL, {"interleave": True, "arrive": 0.3}),
+        (WIDE, {"chain": True, "arrive": 0.6, "gap": 0.2}),
     ],
 )
 def test_sim_network_matches_golden(shape: tuple, kwargs: dict) -> None:

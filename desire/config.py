@@ -23,9 +23,11 @@ from desire.errors import UserError
 
 __all__ = [
     "ARCHITECTURES",
+    "AXI_DATA_BYTES",
     "LR_REGISTER_BITS",
     "MAX_LAYER_SIZE",
     "PRESETS",
+    "WEIGHT_MEMORIES",
     "Config",
     "ConfigError",
     "Formats",
@@ -263,6 +265,11 @@ class Formats:
 #: time-shared over the layers within each time step (issue 12: the lanes work where
 #: the work is).
 ARCHITECTURES = ("per-layer", "shared")
+#: Where the weights live: ``on-chip`` block RAM, or ``external`` memory read through an
+#: AXI4 master (shared architecture, inference only for now).
+WEIGHT_MEMORIES = ("on-chip", "external")
+#: AXI data widths of the external weight memory, bytes per beat.
+AXI_DATA_BYTES = (1, 2, 4, 8, 16, 32, 64)
 
 
 @dataclass(frozen=True)
@@ -270,11 +277,18 @@ class Hardware:
     """Accelerator build parameters: ``lanes`` neurons updated per cycle; ``training``
     builds the on-chip learning units (false: an inference-only accelerator, about half
     the logic, for deploying trained weights on a small FPGA); ``architecture``: how the
-    lanes serve the layers (:data:`ARCHITECTURES`, docs/accelerator-v2.md)."""
+    lanes serve the layers (:data:`ARCHITECTURES`, docs/accelerator-v2.md); ``weights``:
+    where the weights live (:data:`WEIGHT_MEMORIES`); ``axi_bytes``: the external
+    memory's AXI data width in bytes (its bandwidth per cycle); ``axi_latency``: the
+    read latency in cycles (address to first beat) the weight buffer is sized to hide
+    (a longer one still works, with the bus idle part of the time)."""
 
     lanes: int = 8
     training: bool = True
     architecture: str = "per-layer"
+    weights: str = "on-chip"
+    axi_bytes: int = 8
+    axi_latency: int = 32
 
     def validate(self) -> None:
         _check(1 <= self.lanes <= 256, f"lanes must be in [1, 256], got {self.lanes}")
@@ -282,6 +296,28 @@ class Hardware:
             self.architecture in ARCHITECTURES,
             f"architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}",
         )
+        _check(
+            self.weights in WEIGHT_MEMORIES,
+            f"weights must be one of {', '.join(WEIGHT_MEMORIES)}, got {self.weights!r}",
+        )
+        _check(
+            self.axi_bytes in AXI_DATA_BYTES,
+            f"axi_bytes must be one of {AXI_DATA_BYTES}, got {self.axi_bytes}",
+        )
+        _check(
+            1 <= self.axi_latency <= 4096,
+            f"axi_latency must be in [1, 4096] cycles, got {self.axi_latency}",
+        )
+        if self.weights == "external":
+            _check(
+                self.architecture == "shared",
+                "weights = external needs architecture = shared (one reader for all layers)",
+            )
+            _check(
+                not self.training,
+                "weights = external is inference only (training = false): on-chip training "
+                "writes its updates to on-chip weights",
+            )
 
     def lanes_for(self, n_linear: int) -> int:
         """Lanes in the whole design for ``n_linear`` weight layers: ``lanes`` per layer

@@ -49,19 +49,32 @@ from amaranth.lib.wiring import In, Out
 from desire.config import Config
 from golden.fixed import constants
 from rtl import check_int
+from rtl.axi import AxiReadSignature
+from rtl.axi_weight_reader import pack_words, word_geometry
 from rtl.class_counter import ClassCounter
 from rtl.dropout import DropoutMasks
 from rtl.encoder import PIXEL_BITS, Encoder
-from rtl.host_bus import READ_LATENCY, HostBus, MmioSignature
-from rtl.neuron_core import NeuronCore
+from rtl.host_bus import DATA_BITS, READ_LATENCY, HostBus, MmioSignature
+from rtl.neuron_core import NeuronCore, weight_rows
 from rtl.register_map import AddressMap, Mode, RegisterMap, Status
 from rtl.sequencer import Sequencer
-from rtl.shared_pool import Producer, spike_paths, weight_ports
+from rtl.shared_pool import Producer, external_weights, spike_paths, weight_ports
 from rtl.spike_scanner import SpikeScanner
 from rtl.training_datapath import TrainingDatapath
 from rtl.training_sequencer import TrainingSchedule, TrainingSequencer
 
-__all__ = ["READ_LATENCY", "Accelerator", "Mode", "RegisterMap", "Status"]
+__all__ = ["READ_LATENCY", "Accelerator", "Mode", "RegisterMap", "Status", "weight_buffer_words"]
+
+
+def weight_buffer_words(
+    blocks: list[int], lanes: int, weight_bits: int, data_bytes: int, latency: int
+) -> int:
+    """Words of the external-weight buffer: two rows of the widest layer (one being used
+    while the next streams in) plus the words in flight while a read waits ``latency``
+    cycles at one beat per cycle, with a margin for the AR handshakes (measured: a buffer
+    of only the two rows halved the bandwidth at latency 20)."""
+    beats, _ = word_geometry(lanes, weight_bits, data_bytes)
+    return 2 * max(blocks) + 2 + -(-2 * (latency + 4) // beats)
 
 
 class Accelerator(wiring.Component):
@@ -95,27 +108,43 @@ class Accelerator(wiring.Component):
         self._lanes = cfg.hardware.lanes
         self._training = cfg.hardware.training
         self._shared = cfg.hardware.architecture == "shared"
+        self._external = cfg.hardware.weights == "external"
         self._encoder = Encoder(c.layers[0], self._lanes)
-        if self._shared:
+        self._blocks = [-(-n // self._lanes) for n in c.layers[1:]]
+        if self._external:
+            if weights is not None:
+                raise ValueError(
+                    "weights = external: the weights live in external memory "
+                    "(write weight_image(weights) there), not in the design"
+                )
+            buffer = weight_buffer_words(
+                self._blocks,
+                self._lanes,
+                c.weight_bits,
+                cfg.hardware.axi_bytes,
+                cfg.hardware.axi_latency,
+            )
+            self._cores = [NeuronCore.for_network(cfg, buffer_words=buffer)]
+        elif self._shared:
             self._cores = [NeuronCore.for_network(cfg, weights)]
         else:
             self._cores = [
                 NeuronCore.for_layer(cfg, l, None if weights is None else weights[l])
                 for l in range(c.n_linear)
             ]
-        self._blocks = [-(-n // self._lanes) for n in c.layers[1:]]
         depths = [n_in * b for n_in, b in zip(c.layers, self._blocks, strict=False)]
         self._classes = ClassCounter(c.layers[-1], self._lanes, c.tsteps)
         self._addresses = AddressMap(depths, self._lanes)
         self.regs = self._addresses.regs
         self.result_layout = self._classes.result_layout
-        super().__init__(
-            {
-                "pixels": In(stream.Signature(PIXEL_BITS)),
-                "result": Out(stream.Signature(self.result_layout)),
-                "bus": In(MmioSignature(self._addresses.addr_bits)),
-            }
-        )
+        members = {
+            "pixels": In(stream.Signature(PIXEL_BITS)),
+            "result": Out(stream.Signature(self.result_layout)),
+            "bus": In(MmioSignature(self._addresses.addr_bits)),
+        }
+        if self._external:
+            members["axi"] = Out(AxiReadSignature(DATA_BITS, cfg.hardware.axi_bytes))
+        super().__init__(members)
 
     @property
     def config(self) -> Config:
@@ -134,6 +163,17 @@ class Accelerator(wiring.Component):
     def no_class(self) -> int:
         """``cls`` of a tie: all ones, never a class index."""
         return self._classes.no_class
+
+    def weight_image(self, weights: list[np.ndarray]) -> bytes:
+        """The external memory's weight table for ``weights`` (one (n_out, n_in) array per
+        layer), to be placed at ``WEIGHT_BASE``: the core's flat words
+        (:meth:`NeuronCore.word_address`) as :func:`rtl.axi_weight_reader.pack_words`
+        lays them out for this bus width."""
+        c = self._c
+        if len(weights) != c.n_linear:
+            raise ValueError(f"expected {c.n_linear} weight layers, got {len(weights)}")
+        rows = [row for w in weights for row in weight_rows(np.asarray(w), self._lanes)]
+        return pack_words(rows, self._lanes, c.weight_bits, self._cfg.hardware.axi_bytes)
 
     def weight_address(self, layer: int, out: int, inp: int) -> int:
         """Bus address of weight ``w[out, inp]`` of weight layer ``layer``."""
@@ -171,7 +211,7 @@ class Accelerator(wiring.Component):
             seq.encoder_busy.eq(enc.busy),
         ]
         if self._shared:
-            producers = spike_paths(m, enc, cores[0], seq, self._lanes)
+            producers, vectors = spike_paths(m, enc, cores[0], seq, self._lanes)
             core = cores[0]
             m.d.comb += [core.threshold[l].eq(thr) for l, thr in enumerate(host.threshold)]
             taken = core.events.valid & core.events.ready
@@ -201,7 +241,10 @@ class Accelerator(wiring.Component):
             *(host.events[l].eq(e) for l, e in enumerate(events)),
         ]
         learn = self._learning(m, seq, host, producers) if self._training else None
-        if self._shared:
+        if self._external:
+            reader = external_weights(m, cores[0], vectors, seq, host, self._cfg.hardware.axi_bytes)
+            wiring.connect(m, reader.axi, wiring.flipped(self.axi))
+        elif self._shared:
             weight_ports(m, cores[0], host, learn)
         else:
             self._per_layer_weights(m, host, learn)

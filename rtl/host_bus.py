@@ -60,8 +60,10 @@ class HostBus(wiring.Component):
 
     Parameters: ``weight_bits`` and ``membrane_bits`` (widths of a weight and of a
     threshold), ``thr_init`` (the thresholds' reset value), ``training`` (whether
-    ``MODE = TRAINING`` is accepted) and ``weight_latency`` (cycles from
-    ``weight_word`` to ``weight_rdata``).
+    ``MODE = TRAINING`` is accepted), ``weight_latency`` (cycles from
+    ``weight_word`` to ``weight_rdata``) and ``on_chip_weights`` (false: the weights
+    live in external memory, the weight window reads 0 and refuses writes with
+    ``ERR_WRITE``, and ``WEIGHT_BASE`` places the table).
 
     Ports
     -----
@@ -84,6 +86,12 @@ class HostBus(wiring.Component):
         ``CYCLES_UPDATE``).
     events : In(n_layers)
         Bit ``l``: core ``l`` took an input spike (``EVENTS + l``).
+    memory_error : In(1)
+        The external weight memory answered with an error (sticky at its source):
+        ``STATUS.ERR_MEMORY``.
+    weight_base : Out(32)
+        ``WEIGHT_BASE`` (register; refused while busy): where the external weight
+        table starts.
     dropout_state, rounding_state : In(32)
         The PRNG states, read as ``DROPOUT_STATE`` and ``ROUNDING_STATE``.
     threshold : Out(signed(membrane_bits)).array(n_layers)
@@ -117,6 +125,7 @@ class HostBus(wiring.Component):
         thr_init: int,
         training: bool,
         weight_latency: int,
+        on_chip_weights: bool = True,
     ) -> None:
         if not isinstance(addresses, AddressMap):
             raise TypeError(f"addresses must be an rtl.register_map.AddressMap, not {addresses!r}")
@@ -127,7 +136,9 @@ class HostBus(wiring.Component):
         check_int("thr_init", thr_init, 1, self._thr_hi)
         if not isinstance(training, bool):
             raise TypeError(f"training must be a bool, not {training!r}")
-        self._training = training
+        if not isinstance(on_chip_weights, bool):
+            raise TypeError(f"on_chip_weights must be a bool, not {on_chip_weights!r}")
+        self._training, self._on_chip = training, on_chip_weights
         self._weight_latency = check_int("weight_latency", weight_latency, 0)
         n, lanes = len(addresses.depths), addresses.lanes
         super().__init__(
@@ -140,6 +151,8 @@ class HostBus(wiring.Component):
                 "backward": In(1),
                 "update": In(1),
                 "events": In(n),
+                "memory_error": In(1),
+                "weight_base": Out(DATA_BITS),
                 "dropout_state": In(DATA_BITS),
                 "rounding_state": In(DATA_BITS),
                 "threshold": Out(signed(membrane_bits), init=thr_init).array(n),
@@ -165,6 +178,7 @@ class HostBus(wiring.Component):
             thr_init=c.thr_eval,
             training=cfg.hardware.training,
             weight_latency=NeuronCore.READ_LATENCY,
+            on_chip_weights=cfg.hardware.weights == "on-chip",
         )
 
     @property
@@ -194,7 +208,7 @@ class HostBus(wiring.Component):
             self.weight_data.eq(bus.wdata),
         ]
         in_layer = [
-            (word < depth) & (lane < amap.lanes) & (layer == l)
+            (word < depth) & (lane < amap.lanes) & (layer == l) & self._on_chip
             for l, depth in enumerate(amap.depths)
         ]
         m.d.comb += self.weight_we.eq(Mux(bus.we & is_weight & ~self.busy, Cat(*in_layer), 0))
@@ -203,6 +217,7 @@ class HostBus(wiring.Component):
         err_busy, err_write = Signal(), Signal()
         weight_ok = (layer < len(amap.depths)) & (lane < amap.lanes)
         weight_ok &= Array(Const(d, wb + 1) for d in amap.depths)[layer] > word
+        weight_ok &= self._on_chip
         with m.If(bus.we & is_weight):
             with m.If(self.busy):
                 m.d.sync += err_busy.eq(1)
@@ -234,6 +249,11 @@ class HostBus(wiring.Component):
                     m.d.sync += err_write.eq(1)
                 with m.Else():
                     m.d.sync += self.mode.eq(bus.wdata)
+            with m.Case(regs.WEIGHT_BASE):
+                with m.If(self.busy):
+                    m.d.sync += err_busy.eq(1)
+                with m.Else():
+                    m.d.sync += self.weight_base.eq(bus.wdata)
             with m.Case(regs.LR_INT):
                 with m.If(self.busy):
                     m.d.sync += err_busy.eq(1)
@@ -245,7 +265,8 @@ class HostBus(wiring.Component):
         # register reads: registered, then delayed to the weights' latency
         reg_rdata = Signal(DATA_BITS)
         values = {
-            regs.STATUS: Cat(self.busy, self.result, err_busy, err_write),
+            regs.STATUS: Cat(self.busy, self.result, err_busy, err_write, self.memory_error),
+            regs.WEIGHT_BASE: self.weight_base,
             regs.CYCLES: counters.cycles,
             regs.STALLS: counters.stalls,
             regs.MODE: self.mode,

@@ -31,6 +31,7 @@ class Status(enum.IntFlag):
     RESULT = 2  # a result waits on the result stream
     ERR_BUSY = 4  # a weight or threshold write arrived while busy and was ignored
     ERR_WRITE = 8  # a write to a bad address or of a bad value was ignored
+    ERR_MEMORY = 16  # external weight memory answered a read with an error (reset clears)
 
 
 class Mode(enum.IntEnum):
@@ -73,7 +74,8 @@ class RegisterMap:
         self.CYCLES_UPDATE = self.MODE + 3
         self.DROPOUT_STATE = self.MODE + 4
         self.ROUNDING_STATE = self.MODE + 5
-        self.size = self.MODE + 6
+        self.WEIGHT_BASE = self.MODE + 6
+        self.size = self.MODE + 7
         status_bits = ", ".join(f"bit {b.value.bit_length() - 1} {b.name}" for b in Status)
         self.registers = (
             Register("STATUS", self.STATUS, "R / W1C", f"{status_bits}; errors sticky"),
@@ -107,6 +109,12 @@ class RegisterMap:
                 self.ROUNDING_STATE,
                 "R",
                 "xorshift32 state of the rounding stream",
+            ),
+            Register(
+                "WEIGHT_BASE",
+                self.WEIGHT_BASE,
+                "RW",
+                "byte address of the weight table in external memory (weights = external)",
             ),
         )
 

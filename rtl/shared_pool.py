@@ -14,7 +14,12 @@ of ``lanes`` lanes:
   events, then its fire pass, one stream into the core;
 - one flat weight memory (the core's): the host's per-layer windows and the training
   units' per-layer reads and write-backs are placed by the layer's base word
-  (:meth:`NeuronCore.word_address`).
+  (:meth:`NeuronCore.word_address`);
+- or (``hardware.weights = "external"``) the same table in external memory, read by an
+  :class:`rtl.axi_weight_reader.AxiWeightReader`: a second step scanner over the same
+  copies runs ahead of the core's and posts the weight row of every input event
+  (its ``B_l`` words at ``WEIGHT_BASE + word_address(l, i, 0) * stride``), so the rows
+  stream in while the lanes work on earlier events.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 
+from rtl.axi_weight_reader import AxiWeightReader
 from rtl.encoder import Encoder
 from rtl.host_bus import HostBus
 from rtl.neuron_core import NeuronCore
@@ -31,7 +37,7 @@ from rtl.sequencer import Sequencer
 from rtl.step_scanner import StepScanner
 from rtl.training_datapath import TrainingDatapath
 
-__all__ = ["Producer", "layer_base", "spike_paths", "weight_ports"]
+__all__ = ["Producer", "external_weights", "layer_base", "spike_paths", "weight_ports"]
 
 
 @dataclass(frozen=True)
@@ -46,9 +52,10 @@ class Producer:
 
 def spike_paths(
     m: Module, enc: Encoder, core: NeuronCore, seq: Sequencer, lanes: int
-) -> list[Producer]:
+) -> tuple[list[Producer], Value]:
     """Spike vectors, their copies and the step scanner into ``core``; returns the
-    producer of every neuron layer (input, hidden ..., output).
+    producer of every neuron layer (input, hidden ..., output) and the copies as the
+    scanner reads them (for a prefetching scanner: :func:`external_weights`).
 
     Layer ``l > 0``'s vector starts a sample at 0 (no spikes at ``t = 0``); the
     encoder writes all of its vector in phase 0.
@@ -86,7 +93,7 @@ def spike_paths(
         core.fire_layer.eq(ops.payload.layer),
         ops.ready.eq(Mux(ops.payload.fire, core.fire_ready, core.events.ready)),
     ]
-    return producers
+    return producers, scan.vectors
 
 
 def layer_base(core: NeuronCore, select: Sequence[Value]) -> Value:
@@ -125,3 +132,41 @@ def weight_ports(
         core.u_data.eq(learn.u_data),
         *(learn.w_rdata[l].eq(core.w_rdata) for l in range(n_layers)),
     ]
+
+
+def external_weights(
+    m: Module, core: NeuronCore, vectors: Value, seq: Sequencer, host: HostBus, data_bytes: int
+) -> AxiWeightReader:
+    """The reader of the weight table in external memory and the scanner that runs ahead
+    of the core's over the same ``vectors``, posting each input event's weight row;
+    returns the reader (its ``axi`` port is the accelerator's)."""
+    assert core.buffer_words is not None, "a core with external weights"
+    blocks = core.layer_blocks
+    reader = AxiWeightReader(
+        core.lanes,
+        len(core.w_stream.payload.as_value()) // core.lanes,
+        data_bytes,
+        depth_words=core.buffer_words,
+        max_row_words=max(blocks),
+    )
+    m.submodules.weight_reader = reader
+    m.submodules.prefetch = ahead = StepScanner([n_in for n_in, _ in core.layers], core.lanes)
+    ops, req = ahead.ops, reader.requests
+    stride = reader.stride
+    layer, index = ops.payload.layer, ops.payload.index
+    base = Array(Const(core.word_address(l, 0, 0) * stride, 32) for l in range(len(blocks)))
+    row = Array(index * (b * stride) for b in blocks)  # a constant multiplier per layer
+    m.d.comb += [
+        ahead.vectors.eq(vectors),
+        ahead.start.eq(seq.scan),
+        req.payload.addr.eq(host.weight_base + base[layer] + row[layer]),
+        req.payload.words.eq(Array(Const(b, range(max(blocks) + 1)) for b in blocks)[layer]),
+        req.valid.eq(ops.valid & ~ops.payload.fire),
+        ops.ready.eq(ops.payload.fire | req.ready),  # fire operations need no weights
+        core.w_stream.payload.eq(reader.words.payload),
+        core.w_stream.valid.eq(reader.words.valid),
+        reader.words.ready.eq(core.w_stream.ready),
+        core.w_level.eq(reader.level),
+        host.memory_error.eq(reader.error),
+    ]
+    return reader

@@ -14,13 +14,14 @@ from rtl.register_map import AddressMap, Mode, RegisterMap, Status
 def test_register_map() -> None:
     regs = RegisterMap(3)
     assert (regs.STATUS, regs.CYCLES, regs.STALLS) == (0, 1, 2)
-    assert (regs.THRESHOLD, regs.EVENTS, regs.MODE, regs.size) == (4, 7, 10, 16)
+    assert (regs.THRESHOLD, regs.EVENTS, regs.MODE, regs.size) == (4, 7, 10, 17)
     assert (regs.LR_INT, regs.CYCLES_BACKWARD, regs.CYCLES_UPDATE) == (11, 12, 13)
-    assert (regs.DROPOUT_STATE, regs.ROUNDING_STATE) == (14, 15)
+    assert (regs.DROPOUT_STATE, regs.ROUNDING_STATE, regs.WEIGHT_BASE) == (14, 15, 16)
 
 
 def test_status_and_mode_values() -> None:
     assert (Status.BUSY, Status.RESULT, Status.ERR_BUSY, Status.ERR_WRITE) == (1, 2, 4, 8)
+    assert Status.ERR_MEMORY == 16
     assert (Mode.INFERENCE, Mode.TRAINING) == (0, 1)
 
 

@@ -109,7 +109,8 @@ def _shared_phase(items: list[tuple[int, int | None]], blocks: list[int]) -> int
         if accepted is not None:
             busy, left, cool[accepted] = True, blocks[accepted] - 1, distance - 1
         # the scanner: its output register, then the next word or fire item
-        rest, rest_fire = (mask & (mask - 1), fire and mask != 0) if take else (mask, fire)
+        rest = mask & (mask - 1) if take else mask
+        rest_fire = fire and not take  # a fire item has no bits
         if take:
             valid, offered = mask != 0 or fire, layer
         if rest == 0 and not rest_fire and ptr < len(items):

@@ -128,7 +128,7 @@ class StepScanner(wiring.Component):
                 ops.payload.index.eq(Mux(mask != 0, local * w + lowest, 0)),
             ]
         rest_mask = Mux(take, mask & (mask - 1), mask)
-        rest_fire = fire & ~(take & (mask == 0))  # the fire goes out once the word is empty
+        rest_fire = fire & ~take  # a fire item has no bits (mask 0): it goes out when taken
         with m.If((rest_mask == 0) & ~rest_fire & (ptr != n_items)):
             m.d.sync += [
                 mask.eq(Mux(item_fire[ptr], 0, self.vectors.word_select(item_word[ptr], w))),

@@ -25,6 +25,7 @@ import rtl.host_bus
 import rtl.neuron_core
 import rtl.sequencer
 import rtl.spike_scanner
+import rtl.step_scanner
 import rtl.update_unit
 from desire.config import Config
 from tests.formal.accelerator import AcceleratorHarness, tiny_config
@@ -35,6 +36,7 @@ from tests.formal.mutants import mutant
 from tests.formal.neuron_core import CoreHarness
 from tests.formal.runner import Proof
 from tests.formal.scanner import ScannerHarness
+from tests.formal.step_scanner import StepScannerHarness
 
 __all__ = ["MUTANTS", "PROOFS", "Mutant", "proof"]
 
@@ -54,6 +56,14 @@ def _scanner(**kw: object) -> wiring.Component:
 
 def _scanner_4x4(**kw: object) -> wiring.Component:
     return ScannerHarness(4, 4, **kw)
+
+
+def _step_scanner(**kw: object) -> wiring.Component:
+    return StepScannerHarness((3, 4, 2), 2, **kw)
+
+
+def _step_scanner_wide(**kw: object) -> wiring.Component:
+    return StepScannerHarness((5, 3), 4, **kw)
 
 
 def _encoder(**kw: object) -> wiring.Component:
@@ -107,6 +117,7 @@ _SCANNER, _CORE_1, _TAGGED = (
     "NeuronCore 3-2, 1 lane",
     "NeuronCore 3-2, 2-2 tagged",
 )
+_STEP = "StepScanner 3-4-2 inputs, 2 bits per word"
 _DROPOUT = f"DropoutMasks, drop_p {', '.join(map(str, _DROP_P))}"
 _ROUNDING, _ACC = "UpdateUnit 1 lane, T 2, stochastic", "Accelerator 2-2-2, T 1, 1 lane"
 
@@ -127,6 +138,28 @@ PROOFS: tuple[Proof, ...] = (
         depth=10,
     ),
     Proof("scanner_4x4", "SpikeScanner 4x4", "as scanner, 16 bits", _scanner_4x4, small=False),
+    Proof(
+        "step_scanner",
+        _STEP,
+        "per layer every set bit once, lowest first, then its fire; done; progress; stream rules",
+        _step_scanner,
+    ),
+    Proof(
+        "step_scanner_cover",
+        _STEP,
+        "a step with spikes in two layers and back-pressure ends",
+        _step_scanner,
+        mode="cover",
+        engine=_SMT,
+        depth=14,
+    ),
+    Proof(
+        "step_scanner_wide",
+        "StepScanner 5-3 inputs, 4 bits per word",
+        "as step_scanner, padded words",
+        _step_scanner_wide,
+        small=False,
+    ),
     Proof(
         "encoder",
         "Encoder 5 pixels, 2 lanes",
@@ -322,7 +355,7 @@ class Mutant:
                 yield build(only=self.breaks)
 
 
-_SCAN, _CORE = rtl.spike_scanner, rtl.neuron_core
+_SCAN, _STEP_SCAN, _CORE = rtl.spike_scanner, rtl.step_scanner, rtl.neuron_core
 _SEQ_RESULT = (
     '            with m.State("RESULT"):\n                m.d.comb += self.result_valid.eq(1)\n'
 )
@@ -369,6 +402,46 @@ MUTANTS: tuple[Mutant, ...] = (
         "stream payload held",
         _SCAN,
         "SpikeScanner",
+        "with m.If(take):",
+        "with m.If(take | (mask != 0)):",
+    ),
+    Mutant(
+        "step_scanner",
+        "offer is the next operation",
+        _STEP_SCAN,
+        "StepScanner",
+        "ops.payload.fire.eq(mask == 0),",
+        "ops.payload.fire.eq(~fire),",
+    ),
+    Mutant(
+        "step_scanner",
+        "offer is the next operation",
+        _STEP_SCAN,
+        "StepScanner",
+        "ops.payload.layer.eq(layer),",
+        "ops.payload.layer.eq(0),",
+    ),
+    Mutant(
+        "step_scanner",
+        "done only after everything",
+        _STEP_SCAN,
+        "StepScanner",
+        "(mask == 0) & ~fire & ~ops.valid)",
+        "(mask == 0) & ~ops.valid)",
+    ),
+    Mutant(
+        "step_scanner",
+        "scan keeps going",
+        _STEP_SCAN,
+        "StepScanner",
+        "with m.If((rest_mask == 0) & ~rest_fire & (ptr != n_items)):",
+        "with m.If((rest_mask == 0) & ~rest_fire & (ptr != n_items) & ops.ready):",
+    ),
+    Mutant(
+        "step_scanner",
+        "stream payload held",
+        _STEP_SCAN,
+        "StepScanner",
         "with m.If(take):",
         "with m.If(take | (mask != 0)):",
     ),

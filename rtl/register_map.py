@@ -32,6 +32,7 @@ class Status(enum.IntFlag):
     ERR_BUSY = 4  # a weight or threshold write arrived while busy and was ignored
     ERR_WRITE = 8  # a write to a bad address or of a bad value was ignored
     ERR_MEMORY = 16  # external weight memory answered a read with an error (reset clears)
+    ERR_FRAME = 32  # AXI shell only: a stream frame had the wrong length and was dropped
 
 
 class Mode(enum.IntEnum):
@@ -63,6 +64,7 @@ class RegisterMap:
     STATUS = 0
     CYCLES = 1
     STALLS = 2
+    IRQ_ENABLE = 3  # AXI shell only (rtl/axi_shell.py): the bare core reads 0, refuses writes
     THRESHOLD = 4
 
     def __init__(self, n_layers: int) -> None:
@@ -84,6 +86,12 @@ class RegisterMap:
             ),
             Register(
                 "STALLS", self.STALLS, "R / W clears", "cycles a pixel was offered, not taken"
+            ),
+            Register(
+                "IRQ_ENABLE",
+                self.IRQ_ENABLE,
+                "RW",
+                "AXI shell: bit b puts STATUS bit b (not BUSY) on irq; the bare core reads 0",
             ),
             Register(
                 "THRESHOLD",

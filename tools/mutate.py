@@ -229,6 +229,77 @@ MUTANTS: tuple[Mutant, ...] = (
         "(mask == 0))",
         "done while the last index is still on offer",
     ),
+    # --- step scanner (shared pool) ---------------------------------------------------
+    _m(
+        "step_scanner",
+        "highest-first",
+        "for j in reversed(range(w)):  # priority encoder: the last assignment (lowest j) wins",
+        "for j in range(w):  # priority encoder: the last assignment (lowest j) wins",
+        "a word's spikes come out highest first",
+    ),
+    _m(
+        "step_scanner",
+        "no-fire",
+        "fire.eq(item_fire[ptr]),",
+        "fire.eq(0),",
+        "a layer's fire operation is never offered",
+    ),
+    _m(
+        "step_scanner",
+        "local-word",
+        "ops.payload.index.eq(Mux(mask != 0, local * w + lowest, 0)),",
+        "ops.payload.index.eq(Mux(mask != 0, local * w + lowest + 1, 0)),",
+        "input indices off by one",
+    ),
+    _m(
+        "step_scanner",
+        "skip-last-item",
+        "& (ptr != n_items)):",
+        "& (ptr != n_items - 1)):",
+        "the last layer's fire item is never loaded",
+    ),
+    # --- shared pool: the datapath of hardware.architecture = shared ---------------------
+    _m(
+        "shared_pool",
+        "no-delay",
+        "        with m.If(seq.launch):\n            m.d.sync += copy.eq(vector)\n",
+        "        m.d.comb += copy.eq(vector)\n",
+        "layers read the live vectors: no one-step delay between layers",
+        tests=("tests/test_rtl_accelerator.py",),
+    ),
+    _m(
+        "shared_pool",
+        "fire-on-event-ready",
+        "ops.ready.eq(Mux(ops.payload.fire, core.fire_ready, core.events.ready)),",
+        "ops.ready.eq(core.events.ready),",
+        "a fire operation is handed on when an event could go, not when the fire can",
+        tests=("tests/test_rtl_accelerator_external.py", "tests/test_rtl_accelerator.py"),
+    ),
+    _m(
+        "shared_pool",
+        "update-base",
+        "core.u_addr.eq(layer_base(core, written) + learn.u_addr),",
+        "core.u_addr.eq(layer_base(core, read) + learn.u_addr),",
+        "the update's write-back placed by the layer being read, not written",
+        tests=("tests/test_rtl_accelerator.py",),
+    ),
+    _m(
+        "shared_pool",
+        "prefetch-base",
+        "req.payload.addr.eq(host.weight_base + base[layer] + row[layer]),",
+        "req.payload.addr.eq(base[layer] + row[layer]),",
+        "external weights read without WEIGHT_BASE",
+        tests=("tests/test_rtl_accelerator_external.py",),
+    ),
+    # --- AXI weight reader --------------------------------------------------------------
+    _m(
+        "axi_weight_reader",
+        "level-overstates",
+        "self.level.eq(Mux(out_valid, inner_level + 1, 0)),",
+        "self.level.eq(Mux(out_valid, inner_level + 2, 0)),",
+        "level promises one word more than the FIFO holds",
+        tests=("tests/test_rtl_accelerator_external.py",),
+    ),
     # --- host bus ---------------------------------------------------------------------
     _m(
         "host_bus",

@@ -18,7 +18,7 @@ the cores (its submodules ``encoder`` and ``core<l>``).
 from __future__ import annotations
 
 from amaranth.asserts import Initial
-from amaranth.hdl import Cover, Module
+from amaranth.hdl import Cover, Module, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In
 
@@ -32,12 +32,12 @@ from tests.formal.props import Checks, no_reset, past, stream_rules
 __all__ = ["AcceleratorHarness", "tiny_config"]
 
 
-def tiny_config(*, training: bool) -> Config:
+def tiny_config(*, training: bool, architecture: str = "per-layer") -> Config:
     """2-2-2 neurons, one time step, one lane: every block of the accelerator, as small
     as the config allows."""
     return Config().replace(
         network={"layers": (2, 2, 2), "tsteps": 1, "error_margin": 0},
-        hardware={"lanes": 1, "training": training},
+        hardware={"lanes": 1, "training": training, "architecture": architecture},
     )
 
 
@@ -49,7 +49,8 @@ class AcceleratorHarness(wiring.Component):
     * ``stream valid held`` and ``stream payload held`` on ``result``;
     * ``core events keep the stream rules``: what each core's ``events`` port gets from
       its scanner (no ``start`` abandons an index the core was offered);
-    * ``core driven only while idle``: ``clear``, ``fire``, ``w_we`` and ``u_we`` of
+    * ``core driven only while idle``: ``clear``, ``fire`` (a per-layer core's; the
+      shared pool's tagged core takes its fire passes when ``fire_ready``), ``w_we`` and ``u_we`` of
       every core only while it is idle, and its threshold unchanged while it is not;
     * ``pixels written only while the encoder is idle``;
     * cover: a result that waited a cycle for ``ready``.
@@ -83,8 +84,12 @@ class AcceleratorHarness(wiring.Component):
         ]
         stream_rules(m, dut.pixels, None)
         stream_rules(m, dut.result, checks.check)
-        for l in range(len(dut.config.network.layers) - 1):
-            core = top.submodules[f"core{l}"]
+        if dut.config.hardware.architecture == "shared":
+            cores = [top.submodules.core]
+        else:
+            n_layers = len(dut.config.network.layers) - 1
+            cores = [top.submodules[f"core{l}"] for l in range(n_layers)]
+        for core in cores:
             assert isinstance(core, NeuronCore)
             self._core_inputs(m, checks, core)
         encoder = top.submodules.encoder
@@ -101,9 +106,12 @@ class AcceleratorHarness(wiring.Component):
         """The rules of the core's port documentation, as assertions on what it gets."""
         events = core.events
         offered = past(m, events.valid & ~events.ready, "offered") & ~Initial()
-        held = events.valid & (events.payload == past(m, events.payload, "payload"))
+        payload = Value.cast(events.payload)
+        held = events.valid & (payload == past(m, payload, "payload"))
         checks.check("core events keep the stream rules", ~offered | held)
-        driven = core.clear | core.fire | core.w_we | core.u_we
+        # a tagged core takes a fire pass whenever fire_ready says (not only while idle)
+        driven = core.clear | core.w_we | core.u_we | (core.fire if not core.tagged else 0)
         busy = ~past(m, core.idle, "idle") & ~Initial()
-        steady = core.threshold == past(m, core.threshold, "threshold")
+        threshold = Value.cast(core.threshold)
+        steady = threshold == past(m, threshold, "threshold")
         checks.check("core driven only while idle", (~driven | core.idle) & (~busy | steady))

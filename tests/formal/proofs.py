@@ -105,9 +105,11 @@ def _rounding(lanes: int, rounding: str) -> Callable[..., wiring.Component]:
     return build
 
 
-def _accelerator(training: bool) -> Callable[..., wiring.Component]:
+def _accelerator(
+    training: bool, architecture: str = "per-layer"
+) -> Callable[..., wiring.Component]:
     def build(**kw: object) -> wiring.Component:
-        return AcceleratorHarness(tiny_config(training=training), **kw)
+        return AcceleratorHarness(tiny_config(training=training, architecture=architecture), **kw)
 
     return build
 
@@ -299,6 +301,13 @@ PROOFS: tuple[Proof, ...] = (
         f"{_ACC}, inference",
         "result stream rules; the blocks' input rules hold",
         _accelerator(False),
+    ),
+    Proof(
+        "accelerator_shared",
+        f"{_ACC}, shared pool, training",
+        "as accelerator: the step scanner, one core, the learning units",
+        _accelerator(True, "shared"),
+        small=False,
     ),
     Proof(
         "accelerator_training",

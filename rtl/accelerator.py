@@ -50,7 +50,7 @@ from desire.config import Config
 from golden.fixed import constants
 from rtl import check_int
 from rtl.axi import AxiReadSignature
-from rtl.axi_weight_reader import pack_words, word_geometry
+from rtl.axi_weight_reader import pack_words
 from rtl.class_counter import ClassCounter
 from rtl.dropout import DropoutMasks
 from rtl.encoder import PIXEL_BITS, Encoder
@@ -58,23 +58,12 @@ from rtl.host_bus import DATA_BITS, READ_LATENCY, HostBus, MmioSignature
 from rtl.neuron_core import NeuronCore, weight_rows
 from rtl.register_map import AddressMap, Mode, RegisterMap, Status
 from rtl.sequencer import Sequencer
-from rtl.shared_pool import Producer, external_weights, spike_paths, weight_ports
+from rtl.shared_pool import Producer, external_weights, shared_core, spike_paths, weight_ports
 from rtl.spike_scanner import SpikeScanner
 from rtl.training_datapath import TrainingDatapath
 from rtl.training_sequencer import TrainingSchedule, TrainingSequencer
 
-__all__ = ["READ_LATENCY", "Accelerator", "Mode", "RegisterMap", "Status", "weight_buffer_words"]
-
-
-def weight_buffer_words(
-    blocks: list[int], lanes: int, weight_bits: int, data_bytes: int, latency: int
-) -> int:
-    """Words of the external-weight buffer: two rows of the widest layer (one being used
-    while the next streams in) plus the words in flight while a read waits ``latency``
-    cycles at one beat per cycle, with a margin for the AR handshakes (measured: a buffer
-    of only the two rows halved the bandwidth at latency 20)."""
-    beats, _ = word_geometry(lanes, weight_bits, data_bytes)
-    return 2 * max(blocks) + 2 + -(-2 * (latency + 4) // beats)
+__all__ = ["READ_LATENCY", "Accelerator", "Mode", "RegisterMap", "Status"]
 
 
 class Accelerator(wiring.Component):
@@ -111,22 +100,8 @@ class Accelerator(wiring.Component):
         self._external = cfg.hardware.weights == "external"
         self._encoder = Encoder(c.layers[0], self._lanes)
         self._blocks = [-(-n // self._lanes) for n in c.layers[1:]]
-        if self._external:
-            if weights is not None:
-                raise ValueError(
-                    "weights = external: the weights live in external memory "
-                    "(write weight_image(weights) there), not in the design"
-                )
-            buffer = weight_buffer_words(
-                self._blocks,
-                self._lanes,
-                c.weight_bits,
-                cfg.hardware.axi_bytes,
-                cfg.hardware.axi_latency,
-            )
-            self._cores = [NeuronCore.for_network(cfg, buffer_words=buffer)]
-        elif self._shared:
-            self._cores = [NeuronCore.for_network(cfg, weights)]
+        if self._shared:
+            self._cores = [shared_core(cfg, weights)]
         else:
             self._cores = [
                 NeuronCore.for_layer(cfg, l, None if weights is None else weights[l])

@@ -27,9 +27,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value
 
-from rtl.axi_weight_reader import AxiWeightReader
+from desire.config import Config
+from golden.fixed import constants
+from rtl.axi_weight_reader import AxiWeightReader, word_geometry
 from rtl.encoder import Encoder
 from rtl.host_bus import HostBus
 from rtl.neuron_core import NeuronCore
@@ -37,7 +40,44 @@ from rtl.sequencer import Sequencer
 from rtl.step_scanner import StepScanner
 from rtl.training_datapath import TrainingDatapath
 
-__all__ = ["Producer", "external_weights", "layer_base", "spike_paths", "weight_ports"]
+__all__ = [
+    "Producer",
+    "external_weights",
+    "layer_base",
+    "shared_core",
+    "spike_paths",
+    "weight_buffer_words",
+    "weight_ports",
+]
+
+
+def weight_buffer_words(
+    blocks: Sequence[int], lanes: int, weight_bits: int, data_bytes: int, latency: int
+) -> int:
+    """Words of the external-weight buffer: two rows of the widest layer (one being used
+    while the next streams in) plus the words in flight while a read waits ``latency``
+    cycles at one beat per cycle, with a margin for the AR handshakes (measured: a buffer
+    of only the two rows halved the bandwidth at latency 20)."""
+    beats, _ = word_geometry(lanes, weight_bits, data_bytes)
+    return 2 * max(blocks) + 2 + -(-2 * (latency + 4) // beats)
+
+
+def shared_core(cfg: Config, weights: Sequence[np.ndarray] | None = None) -> NeuronCore:
+    """The one neuron core of ``cfg``'s shared pool: its weights on chip (initialised from
+    ``weights``), or (``weights = external``) a buffer in front of the external memory.
+    ValueError for weights given to an external-memory design."""
+    hw = cfg.hardware
+    if hw.weights != "external":
+        return NeuronCore.for_network(cfg, weights)
+    if weights is not None:
+        raise ValueError(
+            "weights = external: the weights live in external memory "
+            "(write weight_image(weights) there), not in the design"
+        )
+    c = constants(cfg)
+    blocks = [-(-n // hw.lanes) for n in c.layers[1:]]
+    buffer = weight_buffer_words(blocks, hw.lanes, c.weight_bits, hw.axi_bytes, hw.axi_latency)
+    return NeuronCore.for_network(cfg, buffer_words=buffer)
 
 
 @dataclass(frozen=True)

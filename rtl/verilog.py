@@ -33,6 +33,7 @@ from rtl.desire_unit import DesireUnit
 from rtl.encoder import Encoder
 from rtl.neuron_core import NeuronCore
 from rtl.port_reference import port_reference, ports_json, ports_markdown
+from rtl.shared_pool import shared_core
 from rtl.update_unit import UpdateUnit
 
 __all__ = [
@@ -123,6 +124,8 @@ def generate(
         top = DesireUnit.for_config(cfg)
     elif block == "update_unit":
         top = UpdateUnit.for_config(cfg)
+    elif cfg.hardware.architecture == "shared":  # the one core of every layer, as built
+        top = shared_core(cfg, weights)
     else:
         top = NeuronCore.for_layer(cfg, layer, None if weights is None else weights[layer])
     text = verilog.convert(top, name=name or BLOCKS[block], emit_src=False)
@@ -183,16 +186,21 @@ def _verilog_files(cfg: Config, weights: list[np.ndarray] | None) -> list[Output
     training = cfg.hardware.training
     block_note = "its own top, for unit simulation (sim/) or synthesis of the block alone"
     unit_note = block_note if training else "not in the accelerator: hardware.training is false"
-    blocks: list[tuple[str, int, str]] = [
-        ("encoder", 0, f"encoder (pixels to input spikes); {block_note}"),
-        *(
+    if cfg.hardware.architecture == "shared":
+        net = "-".join(map(str, layers))
+        cores = [("neuron_core", 0, f"the neuron core of every layer ({net}); {block_note}")]
+    else:
+        cores = [
             (
                 "neuron_core",
                 l,
                 f"neuron core of layer {l} ({layers[l]} -> {layers[l + 1]}); {block_note}",
             )
             for l in range(len(layers) - 1)
-        ),
+        ]
+    blocks: list[tuple[str, int, str]] = [
+        ("encoder", 0, f"encoder (pixels to input spikes); {block_note}"),
+        *cores,
         ("desire_unit", 0, f"desire unit (training: desire of every neuron); {unit_note}"),
         ("update_unit", 0, f"update unit (training: STDP weight update); {unit_note}"),
     ]

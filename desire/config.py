@@ -281,7 +281,9 @@ class Hardware:
     where the weights live (:data:`WEIGHT_MEMORIES`); ``axi_bytes``: the external
     memory's AXI data width in bytes (its bandwidth per cycle); ``axi_latency``: the
     read latency in cycles (address to first beat) the weight buffer is sized to hide
-    (a longer one still works, with the bus idle part of the time)."""
+    (a longer one still works, with the bus idle part of the time); ``trace``: a debug
+    output per layer with every fire pass's spikes and membranes (what the divergence
+    localiser of the testbenches compares with golden/, sim/localise.py)."""
 
     lanes: int = 8
     training: bool = True
@@ -289,6 +291,7 @@ class Hardware:
     weights: str = "on-chip"
     axi_bytes: int = 8
     axi_latency: int = 32
+    trace: bool = False
 
     def validate(self) -> None:
         _check(1 <= self.lanes <= 256, f"lanes must be in [1, 256], got {self.lanes}")

@@ -60,6 +60,7 @@ from rtl.register_map import AddressMap, Mode, RegisterMap, Status
 from rtl.sequencer import Sequencer
 from rtl.shared_pool import Producer, external_weights, shared_core, spike_paths, weight_ports
 from rtl.spike_scanner import SpikeScanner
+from rtl.trace import TraceSignature
 from rtl.training_datapath import TrainingDatapath
 from rtl.training_sequencer import TrainingSchedule, TrainingSequencer
 
@@ -85,6 +86,10 @@ class Accelerator(wiring.Component):
         ``counts`` (ArrayLayout(unsigned(bits(T)), classes)), ``cls``, ``valid_class``.
     bus : In(MmioSignature(addr_width))
         Weights and registers (:class:`RegisterMap`).
+    axi : Out(AxiReadSignature), ``weights = external`` only
+        The weight table's reader (:class:`rtl.axi_weight_reader.AxiWeightReader`).
+    trace : Out(TraceSignature), ``hardware.trace`` only
+        Debug: per layer, every fire pass's spikes and membranes (:mod:`rtl.trace`).
     """
 
     def __init__(self, cfg: Config, weights: list[np.ndarray] | None = None) -> None:
@@ -119,6 +124,9 @@ class Accelerator(wiring.Component):
         }
         if self._external:
             members["axi"] = Out(AxiReadSignature(DATA_BITS, cfg.hardware.axi_bytes))
+        if cfg.hardware.trace:
+            trace = TraceSignature(max(self._blocks), self._lanes, c.membrane_bits, c.tsteps)
+            members["trace"] = Out(trace).array(c.n_linear)
         super().__init__(members)
 
     @property
@@ -194,6 +202,8 @@ class Accelerator(wiring.Component):
         else:
             producers = self._per_layer_paths(m, seq, host)
             events = [core.events.valid & core.events.ready for core in cores]
+        if self._cfg.hardware.trace:
+            self._trace(m, seq)
         output = producers[-1]
         m.d.comb += [
             classes.clear.eq(seq.sample_start),
@@ -224,6 +234,21 @@ class Accelerator(wiring.Component):
         else:
             self._per_layer_weights(m, host, learn)
         return m
+
+    def _trace(self, m: Module, seq: Sequencer) -> None:
+        """Every fire pass's results on the ``trace`` port of its layer, with the phase."""
+        for l, port in enumerate(self.trace):
+            if self._shared:
+                core, hit = self._cores[0], self._cores[0].out_layer == l
+            else:
+                core, hit = self._cores[l], 1
+            m.d.comb += [
+                port.valid.eq(core.out_valid & hit),
+                port.phase.eq(seq.phase),
+                port.block.eq(core.out_block),
+                port.spikes.eq(core.out_spikes),
+                port.membranes.eq(core.out_membrane),
+            ]
 
     def _per_layer_paths(self, m: Module, seq: Sequencer, host: HostBus) -> list[Producer]:
         """Per layer: its core's sequencer and threshold hookup, and the spike path into

@@ -266,7 +266,7 @@ class Formats:
 #: the work is).
 ARCHITECTURES = ("per-layer", "shared")
 #: Where the weights live: ``on-chip`` block RAM, or ``external`` memory read through an
-#: AXI4 master (shared architecture, inference only for now).
+#: AXI4 master (shared architecture; training writes the updates back through AXI too).
 WEIGHT_MEMORIES = ("on-chip", "external")
 #: AXI data widths of the external weight memory, bytes per beat.
 AXI_DATA_BYTES = (1, 2, 4, 8, 16, 32, 64)
@@ -315,11 +315,6 @@ class Hardware:
             _check(
                 self.architecture == "shared",
                 "weights = external needs architecture = shared (one reader for all layers)",
-            )
-            _check(
-                not self.training,
-                "weights = external is inference only (training = false): on-chip training "
-                "writes its updates to on-chip weights",
             )
 
     def lanes_for(self, n_linear: int) -> int:

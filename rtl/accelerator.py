@@ -49,7 +49,7 @@ from amaranth.lib.wiring import In, Out
 from desire.config import Config
 from golden.fixed import constants
 from rtl import check_int
-from rtl.axi import AxiReadSignature
+from rtl.axi import AxiReadSignature, AxiSignature, connect_part
 from rtl.axi_weight_reader import pack_words
 from rtl.class_counter import ClassCounter
 from rtl.dropout import DropoutMasks
@@ -58,7 +58,14 @@ from rtl.host_bus import DATA_BITS, READ_LATENCY, HostBus, MmioSignature
 from rtl.neuron_core import NeuronCore, weight_rows
 from rtl.register_map import AddressMap, Mode, RegisterMap, Status
 from rtl.sequencer import Sequencer
-from rtl.shared_pool import Producer, external_weights, shared_core, spike_paths, weight_ports
+from rtl.shared_pool import (
+    Learning,
+    Producer,
+    external_weights,
+    shared_core,
+    spike_paths,
+    weight_ports,
+)
 from rtl.spike_scanner import SpikeScanner
 from rtl.trace import TraceSignature
 from rtl.training_datapath import TrainingDatapath
@@ -87,7 +94,9 @@ class Accelerator(wiring.Component):
     bus : In(MmioSignature(addr_width))
         Weights and registers (:class:`RegisterMap`).
     axi : Out(AxiReadSignature), ``weights = external`` only
-        The weight table's reader (:class:`rtl.axi_weight_reader.AxiWeightReader`).
+        The weight table's reader (:class:`rtl.axi_weight_reader.AxiWeightReader`); with
+        ``training`` also its writer (:class:`rtl.axi_weight_writer.AxiWeightWriter`),
+        all five channels in one port (:class:`rtl.axi.AxiSignature`).
     trace : Out(TraceSignature), ``hardware.trace`` only
         Debug: per layer, every fire pass's spikes and membranes (:mod:`rtl.trace`).
     """
@@ -123,7 +132,8 @@ class Accelerator(wiring.Component):
             "bus": In(MmioSignature(self._addresses.addr_bits)),
         }
         if self._external:
-            members["axi"] = Out(AxiReadSignature(DATA_BITS, cfg.hardware.axi_bytes))
+            bus = AxiSignature if self._training else AxiReadSignature
+            members["axi"] = Out(bus(DATA_BITS, cfg.hardware.axi_bytes))
         if cfg.hardware.trace:
             trace = TraceSignature(max(self._blocks), self._lanes, c.membrane_bits, c.tsteps)
             members["trace"] = Out(trace).array(c.n_linear)
@@ -225,10 +235,16 @@ class Accelerator(wiring.Component):
             host.sample_start.eq(seq.sample_start),
             *(host.events[l].eq(e) for l, e in enumerate(events)),
         ]
-        learn = self._learning(m, seq, host, producers) if self._training else None
+        learning = self._learning(m, seq, host, producers) if self._training else None
+        learn = None if learning is None else learning.datapath
         if self._external:
-            reader = external_weights(m, cores[0], vectors, seq, host, self._cfg.hardware.axi_bytes)
-            wiring.connect(m, reader.axi, wiring.flipped(self.axi))
+            axi_bytes = self._cfg.hardware.axi_bytes
+            reader, writer = external_weights(m, cores[0], vectors, seq, host, axi_bytes, learning)
+            if writer is None:
+                wiring.connect(m, reader.axi, wiring.flipped(self.axi))
+            else:  # one port: the reader's channels and the writer's
+                connect_part(m, reader.axi, self.axi)
+                connect_part(m, writer.axi, self.axi)
         elif self._shared:
             weight_ports(m, cores[0], host, learn)
         else:
@@ -325,16 +341,17 @@ class Accelerator(wiring.Component):
 
     def _learning(
         self, m: Module, seq: Sequencer, host: HostBus, producers: list[Producer]
-    ) -> TrainingDatapath:
-        """Dropout masks, the training sequencer and datapath; returns the datapath (its
-        weight reads and write-backs share the weight memories' host ports)."""
+    ) -> Learning:
+        """Dropout masks, the training sequencer and datapath; returns them with the
+        producers (the datapath's weight reads and write-backs share the weight memories'
+        host ports, or go to external memory: its sequencer waits for them there)."""
         cfg, enc, cores = self._cfg, self._encoder, self._cores
         n_layers = self._c.n_linear
         m.submodules.dropout = drop = DropoutMasks.for_config(cfg)
         m.submodules.learning = learn = TrainingDatapath.for_config(cfg)
         schedule = TrainingSchedule.for_units(learn.desire, learn.update)
         m.submodules.training_sequencer = tseq = TrainingSequencer(
-            self._c.layers, self._lanes, schedule
+            self._c.layers, self._lanes, schedule, external=self._external
         )
         wiring.connect(m, tseq.issue, learn.issue)
         if self._shared:  # the output layer has no dropout: its keep bits stay all ones
@@ -365,4 +382,4 @@ class Accelerator(wiring.Component):
                 learn.spk_word[j].eq(producer.word),
                 learn.spk_bits[j].eq(producer.bits),
             ]
-        return learn
+        return Learning(learn, tseq, producers)

@@ -27,7 +27,8 @@ Ports of :class:`AxiShell` (members flatten to Verilog with ``__``, so
   weight window's address order (:meth:`AxiShell.weight_beats`), ``tlast`` on
   the last; written one per cycle while no sample runs.
 - ``irq``: high while ``STATUS & IRQ_ENABLE`` is not 0 (``BUSY`` excluded).
-- ``m_axi`` (``weights = external`` only): the core's AXI4 read master, passed through.
+- ``m_axi`` (``weights = external`` only): the core's AXI4 master (reads; writes too with
+  on-chip training), passed through.
 
 **Framing.** A sample is accepted only whole: the shell keeps the frame in a
 buffer of ``n_in + 1`` bytes and passes it to the core only once ``tlast``
@@ -312,7 +313,7 @@ class AxiShell(wiring.Component):
         The weight window, one beat per weight (:meth:`weight_beats`).
     irq : Out(1)
         Registered: ``STATUS & IRQ_ENABLE`` is not 0.
-    m_axi : Out(AxiReadSignature), ``weights = external`` only
+    m_axi : Out(the core's ``axi`` signature), ``weights = external`` only
         The core's external weight reads.
     """
 

@@ -161,6 +161,10 @@ class TrainingDatapath(wiring.Component):
         )
 
     @property
+    def tsteps(self) -> int:
+        return self._tsteps
+
+    @property
     def desire(self) -> DesireUnit:
         return self._desire
 

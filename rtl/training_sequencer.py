@@ -16,6 +16,17 @@ sequencer walks, in order:
   ``UPD_WORDS``, the ``B`` words ``i * B + b``, one per cycle; finally
   ``UPD_DONE`` until the last write-back.
 
+With the weights in external memory (``external``) the weight words come from a stream
+(:class:`rtl.axi_weight_reader.AxiWeightReader`, fed in the same order by
+:class:`rtl.shared_pool.TrainingReads`) and the updated words go out through
+:class:`rtl.axi_weight_writer.AxiWeightWriter`: the MAC walk and ``UPD_WORDS`` issue a
+read only in a cycle where its word is there (``w_valid``) and, for an update word, the
+writer has room for its write-back (``wb_room``); a stalled cycle issues nothing, so the
+datapath's fixed alignment (:data:`ISSUE_TO_UNIT`) holds from every issue. ``UPD_DONE``
+also waits for the writer to be idle, so that the next sample reads the new weights.
+Without ``external`` none of this is built: the on-chip sequencer is cycle for cycle
+what :func:`rtl.cycle_model.training_cycle_model` counts.
+
 It only says what to read and when (:class:`IssueSignature`); the
 :class:`rtl.training_datapath.TrainingDatapath` reads the memories, aligns the
 data with the weight word (:data:`ISSUE_TO_UNIT`) and writes the results back.
@@ -24,10 +35,11 @@ data with the weight word (:data:`ISSUE_TO_UNIT`) and writes the results back.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -181,9 +193,27 @@ class TrainingSequencer(wiring.Component):
         The cycle belongs to the backward / update pass.
     issue : Out(IssueSignature)
         The reads of this cycle.
+
+    With ``external`` (the weights in external memory) also:
+
+    w_valid : In(1)
+        A weight word is on offer (the reader's ``words.valid``): a MAC or update word
+        issues only then, and takes it (the issue strobes are the stream's ``ready``).
+    wb_room : In(1)
+        The writer can take one more write-back beyond those in flight (its ``room``): an
+        update word issues only then, and reserves it.
+    wb_idle : In(1)
+        Every write-back is in memory: ``UPD_DONE`` ends (``done``) only then.
     """
 
-    def __init__(self, layers: Sequence[int], lanes: int, schedule: TrainingSchedule) -> None:
+    def __init__(
+        self,
+        layers: Sequence[int],
+        lanes: int,
+        schedule: TrainingSchedule,
+        *,
+        external: bool = False,
+    ) -> None:
         if isinstance(layers, str | bytes) or not isinstance(layers, Sequence) or len(layers) < 2:
             raise TypeError(f"layers must be a sequence of at least 2 layer sizes, not {layers!r}")
         self._layers = tuple(check_int(f"layers[{j}]", n, 1) for j, n in enumerate(layers))
@@ -192,19 +222,35 @@ class TrainingSequencer(wiring.Component):
             raise TypeError(f"schedule must be a TrainingSchedule, not {schedule!r}")
         self._schedule = schedule
         self._blocks = [-(-n // lanes) for n in self._layers[1:]]
-        super().__init__(
-            {
-                "start": In(1),
-                "done": Out(1),
-                "backward": Out(1),
-                "update": Out(1),
-                "issue": Out(IssueSignature.for_layers(self._layers, lanes)),
-            }
-        )
+        if not isinstance(external, bool):
+            raise TypeError(f"external must be a bool, not {external!r}")
+        self._external = external
+        members = {
+            "start": In(1),
+            "done": Out(1),
+            "backward": Out(1),
+            "update": Out(1),
+            "issue": Out(IssueSignature.for_layers(self._layers, lanes)),
+        }
+        if external:
+            members |= {"w_valid": In(1), "wb_room": In(1), "wb_idle": In(1)}
+        super().__init__(members)
 
     @property
     def schedule(self) -> TrainingSchedule:
         return self._schedule
+
+    @property
+    def external(self) -> bool:
+        """Whether the weight words come from a stream and go out through a writer."""
+        return self._external
+
+    @contextmanager
+    def _when(self, m: Module, go: Value | None) -> Iterator[None]:
+        """The body of a read-issuing state: unconditional on chip, only in a cycle where
+        ``go`` (external: its word is there) otherwise."""
+        with m.If(go) if go is not None else nullcontext():
+            yield
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -248,6 +294,8 @@ class TrainingSequencer(wiring.Component):
                 m.next = then
 
         first_update = "UPD_ROW0"
+        mac_go = self.w_valid if self._external else None
+        upd_go = self.w_valid & self.wb_room if self._external else None
         with m.FSM() as fsm:
             with m.State("IDLE"), m.If(self.start):
                 m.next = "BWD_OUT"
@@ -264,12 +312,13 @@ class TrainingSequencer(wiring.Component):
             for l in range(n_layers - 1, 0, -1):  # desire of neuron layer l from layer l + 1
                 with m.State(f"BWD_HID{l}"):
                     count(self.backward)
-                    # as a whole: bit 0 (no hidden desire) is never set, and left alone it
-                    # would be a constant-only process, which Icarus never runs (X)
-                    m.d.comb += iss.mac.eq(1 << l)
-                    next_block(blocks[l])
-                    with m.If(iss.last):
-                        next_row(layers[l], f"BWD_DRAIN{l}", f"BWD_HID{l}")
+                    with self._when(m, mac_go):
+                        # as a whole: bit 0 (no hidden desire) is never set, and left alone
+                        # it would be a constant-only process, which Icarus never runs (X)
+                        m.d.comb += iss.mac.eq(1 << l)
+                        next_block(blocks[l])
+                        with m.If(iss.last):
+                            next_row(layers[l], f"BWD_DRAIN{l}", f"BWD_HID{l}")
                 with m.State(f"BWD_DRAIN{l}"):  # the MACs and the desire write of the last g
                     then = f"BWD_HID{l - 1}" if l > 1 else first_update
                     wait(self.backward, s.hid_drain, then)
@@ -301,14 +350,24 @@ class TrainingSequencer(wiring.Component):
                         wait(self.update, s.row_wait, f"UPD_WORDS{l}")
                 with m.State(f"UPD_WORDS{l}"):
                     count(self.update)
-                    m.d.comb += iss.upd[l].eq(1)
-                    next_block(blocks[l])
-                    with m.If(iss.last):
-                        next_row(layers[l], done, f"UPD_ROW{l}")
-            with m.State("UPD_DONE"):  # until the write-back of the last word
-                wait(self.update, s.update_drain, "IDLE")
-                with m.If(drain == s.update_drain - 1):
-                    m.d.comb += self.done.eq(1)
+                    with self._when(m, upd_go):
+                        m.d.comb += iss.upd[l].eq(1)
+                        next_block(blocks[l])
+                        with m.If(iss.last):
+                            next_row(layers[l], done, f"UPD_ROW{l}")
+            with m.State("UPD_DONE"):  # until the write-back of the last word (is in memory)
+                if self._external:
+                    count(self.update)
+                    with m.If(drain != s.update_drain - 1):
+                        m.d.sync += drain.eq(drain + 1)
+                    with m.Elif(self.wb_idle):
+                        m.d.sync += drain.eq(0)
+                        m.d.comb += self.done.eq(1)
+                        m.next = "IDLE"
+                else:
+                    wait(self.update, s.update_drain, "IDLE")
+                    with m.If(drain == s.update_drain - 1):
+                        m.d.comb += self.done.eq(1)
         # one-hot, as the sample sequencer's FSM (rtl.sequencer)
         fsm.state.attrs["fsm_encoding"] = "one-hot"
         return m

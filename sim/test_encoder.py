@@ -11,11 +11,12 @@ from cocotb.handle import HierarchyObject
 from cocotb.triggers import RisingEdge
 
 from golden.encoder import Encoder as GoldenEncoder
-from sim.drivers import BlockMonitor, MemPortWriter, env_config, reset, stimulus_rng
+from sim.drivers import BlockMonitor, SequencePlayer, env_config, reset, stimulus_rng
 
 
 class EncoderEnv:
-    """DUT handles plus drivers: load pixels, run steps, return the spikes of each step."""
+    """DUT (in its sim.harness harness) plus drivers: load pixels (played by the harness),
+    run steps, return the spikes of each step."""
 
     def __init__(self, dut: HierarchyObject) -> None:
         cfg = env_config()
@@ -25,13 +26,12 @@ class EncoderEnv:
         self.tsteps = cfg.network.tsteps
         dut.start.value = 0
         dut.first.value = 0
-        self.pixels = MemPortWriter(dut, "pix_", dut.clk)
+        self.pixels = SequencePlayer(dut, "pix_", dut.clk, ("we", "word", "lane", "data"))
         self.monitor = BlockMonitor(dut.clk, dut.spk_valid, dut.spk_word, dut.spk_bits)
 
     async def load(self, image: np.ndarray) -> None:
-        await self.pixels.write(
-            (i // self.lanes, i % self.lanes, int(x)) for i, x in enumerate(image)
-        )
+        i = np.arange(len(image))
+        await self.pixels.run(1, i // self.lanes, i % self.lanes, image)
 
     def set_keep(self, keep: np.ndarray) -> None:
         self.dut.keep.value = int("".join("1" if k else "0" for k in keep[::-1]), 2)

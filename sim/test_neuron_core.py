@@ -16,8 +16,8 @@ from golden.neuron_core import lif_step, synaptic_drive
 from rtl.neuron_core import weight_rows
 from sim.drivers import (
     BlockMonitor,
-    MemPortWriter,
-    StreamSource,
+    SequencePlayer,
+    StreamPlayer,
     env_config,
     env_layer,
     reset,
@@ -28,7 +28,8 @@ from sim.drivers import (
 
 
 class CoreEnv:
-    """DUT plus drivers; :meth:`check` runs one sample and scores every step."""
+    """DUT (in its sim.harness harness) plus drivers; :meth:`check` runs one sample and
+    scores every step. The weight port and the event stream are played by the harness."""
 
     def __init__(self, dut: HierarchyObject) -> None:
         self.dut = dut
@@ -40,16 +41,17 @@ class CoreEnv:
         dut.fire.value = 0
         dut.clear.value = 0
         dut.u_we.value = 0  # the training write-back port, unused here
-        self.events = StreamSource(dut, "events__", dut.clk)
-        self.weights = MemPortWriter(dut, "w_", dut.clk)
+        self.events = StreamPlayer(dut, "events__", dut.clk)
+        self.weights = SequencePlayer(dut, "w_", dut.clk, ("we", "word", "lane", "data"))
         # out_membrane is one flat vector in Verilog: lane j is bits [j * mb, (j + 1) * mb)
         self.monitor = BlockMonitor(
             dut.clk, dut.out_valid, dut.out_block, dut.out_spikes, dut.out_membrane
         )
 
     async def load_weights(self, w: np.ndarray) -> None:
-        rows = weight_rows(w, self.lanes)
-        await self.weights.write((r, j, v) for r, row in enumerate(rows) for j, v in enumerate(row))
+        rows = np.array(weight_rows(w, self.lanes))
+        words, lanes = np.indices(rows.shape)
+        await self.weights.run(1, words.ravel(), lanes.ravel(), rows.ravel())
 
     async def strobe(self, name: str) -> None:
         """Pulse ``fire`` or ``clear`` once the core is idle (it stays idle without input)."""

@@ -286,8 +286,8 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "shared_pool",
         "prefetch-base",
-        "req.payload.addr.eq(host.weight_base + base[layer] + row[layer]),",
-        "req.payload.addr.eq(base[layer] + row[layer]),",
+        "address = row_address(host.weight_base, layer, index, word_base, blocks, reader.stride)",
+        "address = row_address(0, layer, index, word_base, blocks, reader.stride)",
         "external weights read without WEIGHT_BASE",
         tests=("tests/test_rtl_accelerator_external.py",),
     ),
@@ -710,8 +710,8 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "banked_memory",
         "bank-select-delay",
-        'r_bank = delay(m, self.raddr >> low, 3, "r_bank")',
-        'r_bank = delay(m, self.raddr >> low, 2, "r_bank")',
+        "for k in range(3):",
+        "for k in range(2):",
         "bank select one cycle early",
     ),
     _m(
@@ -724,14 +724,14 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "banked_memory",
         "rdata-unmasked",
-        "m.d.sync += q.eq(Mux(r_bank == b if n_banks > 1 else Const(1), rd.data, 0))",
-        "m.d.sync += q.eq(rd.data)",
+        "m.d.sync += q.eq(Mux(r_sel[b], word, 0))",
+        "m.d.sync += q.eq(word)",
         "banks not selected still OR into the read data",
     ),
     _m(
         "banked_memory",
         "raddr-ungated",
-        """with m.If(r_bank_now == b if n_banks > 1 else Const(1)):
+        """with m.If(r_hit[b]):
                     m.d.sync += ra.eq(raddr[:low])""",
         "m.d.sync += ra.eq(raddr[:low])",
         "every bank loads every read address",

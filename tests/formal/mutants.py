@@ -8,6 +8,7 @@ stays what every other test imports.
 from __future__ import annotations
 
 import inspect
+import sys
 from types import ModuleType
 
 __all__ = ["mutant"]
@@ -23,9 +24,11 @@ def mutant(module: ModuleType, name: str, old: str, new: str) -> type:
     count = source.count(old)
     if count != 1:
         raise AssertionError(f"{module.__name__}: {old!r} occurs {count} times, not once")
-    namespace: dict[str, object] = {"__name__": f"{module.__name__}_mutant"}
+    # a real module in sys.modules: dataclasses resolve their annotations through it
+    copy = ModuleType(f"{module.__name__}_mutant")
+    sys.modules[copy.__name__] = copy
     code = compile(source.replace(old, new), f"<mutant of {module.__file__}>", "exec")
-    exec(code, namespace)
-    cls = namespace[name]
+    exec(code, copy.__dict__)
+    cls = copy.__dict__[name]
     assert isinstance(cls, type)
     return cls

@@ -27,7 +27,8 @@ def _traces(cfg: Config, weights: list[np.ndarray], images: np.ndarray) -> list[
     """Every trace beat of every sample, cycles counted from the sample's first pixel."""
     dut = Accelerator(cfg, weights)
     out: list[list[TraceBeat]] = [[] for _ in images]
-    sample = [-1, 0]  # index, cycle of its start
+    sample = [-1]  # the sample the host is sending or waiting for
+    starts: dict[int, int] = {}  # the cycle each sample's first pixel went in
 
     async def host(ctx: SimulatorContext) -> None:
         for k, img in enumerate(images):
@@ -39,11 +40,12 @@ def _traces(cfg: Config, weights: list[np.ndarray], images: np.ndarray) -> list[
         while True:
             await ctx.tick()
             cycle += 1
+            starts.setdefault(sample[0], cycle)
             for l, port in enumerate(dut.trace):
                 if ctx.get(port.valid):
                     out[sample[0]].append(
                         TraceBeat(
-                            cycle,
+                            cycle - starts[sample[0]],
                             l,
                             ctx.get(port.phase),
                             ctx.get(port.block),

@@ -2,7 +2,8 @@
 # Variables: PYTHON (the interpreter the project environment .venv is made from; every target
 # then runs .venv/bin/python), PRESET (named config), CONFIG (TOML/JSON file), SIM (icarus|verilator|all),
 # WAVES=1 (waveforms), SEED (replay a random test), TARGET (ecp5|ice40), SPEED (ECP5 grade 6|7|8),
-# PNR_SEED (nextpnr's placer seed), JOBS (mutants tested in parallel by make mutate).
+# PNR_SEED (nextpnr's placer seed), JOBS (mutants tested in parallel by make mutate),
+# BOARD (make bitstream: ulx3s-85f | icebreaker).
 
 PYTHON ?= python3
 # set-up makes .venv from $(PYTHON); a stock Debian python3 refuses pip (PEP 668)
@@ -15,14 +16,16 @@ DEVICE ?= $(if $(filter ice40,$(TARGET)),up5k,85k)
 SPEED ?=
 PNR_SEED ?= 1
 JOBS ?= 2
+BOARD ?=
 CFG_ARGS = $(if $(CONFIG),--config $(CONFIG),--preset $(PRESET))
 # WAVES and SEED given on the command line reach the simulations through the environment.
 
-.PHONY: help setup setup-fpga test lint demo sim verilog synth bench bench-train bench-golden bench-rtl bench-synth mutate formal clean
+.PHONY: help setup setup-fpga test lint demo sim verilog synth bitstream bench bench-train bench-golden bench-rtl bench-synth mutate formal clean
 
 help:
 	@echo "make setup | test | demo | sim [SIM=icarus|verilator] [WAVES=1] [SEED=n] | verilog"
 	@echo "     synth [TARGET=ecp5|ice40] [DEVICE=25k|85k|up5k] [SPEED=6|7|8] [PNR_SEED=n] | bench | lint   (PRESET=name | CONFIG=file)"
+	@echo "     bitstream BOARD=ulx3s-85f|icebreaker [PNR_SEED=n]   (docs/fpga.md, Boards)"
 	@echo "     mutate [JOBS=n]   (mutation score of the RTL tests, docs/mutation.md)"
 	@echo "     formal   (every formal proof and its mutants, docs/formal.md)"
 
@@ -53,6 +56,15 @@ synth: setup-fpga
 	$(PY) -m rtl.synth --target $(TARGET) --device $(DEVICE) $(CFG_ARGS) \
 		$(if $(SPEED),--speed $(SPEED)) --seed $(PNR_SEED) \
 		--out build/synth/$(TARGET)_$(DEVICE)$(if $(SPEED),_s$(SPEED))$(if $(filter-out 1,$(PNR_SEED)),_seed$(PNR_SEED))
+
+# a board's bitstream and report into build/bitstream/$(BOARD)/; the board's own config
+# unless CONFIG or a PRESET other than default is given
+bitstream: setup-fpga
+	$(if $(BOARD),,$(error make bitstream needs BOARD=ulx3s-85f or BOARD=icebreaker))
+	@$(PY) -c "import amaranth_boards" 2>/dev/null || $(PY) -m pip install -q -e ".[fpga]"
+	$(PY) -m rtl.boards --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) \
+		$(if $(filter-out default,$(PRESET)),--preset $(PRESET)) --seed $(PNR_SEED) \
+		--out build/bitstream/$(BOARD)
 
 bench-synth: setup-fpga
 	$(PY) bench/synth_sweep.py --device 85k --out bench/results/synth_sweep_85k.json

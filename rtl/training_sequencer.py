@@ -44,7 +44,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from desire.config import Config
-from rtl import check_int, index_shape
+from rtl import check_int, check_layer_sizes, index_shape
 from rtl.desire_unit import DesireUnit
 from rtl.neuron_core import NeuronCore
 from rtl.update_unit import UpdateUnit
@@ -214,9 +214,7 @@ class TrainingSequencer(wiring.Component):
         *,
         external: bool = False,
     ) -> None:
-        if isinstance(layers, str | bytes) or not isinstance(layers, Sequence) or len(layers) < 2:
-            raise TypeError(f"layers must be a sequence of at least 2 layer sizes, not {layers!r}")
-        self._layers = tuple(check_int(f"layers[{j}]", n, 1) for j, n in enumerate(layers))
+        self._layers = check_layer_sizes(layers)
         self._lanes = check_int("lanes", lanes, 1)
         if not isinstance(schedule, TrainingSchedule):
             raise TypeError(f"schedule must be a TrainingSchedule, not {schedule!r}")

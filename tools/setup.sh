@@ -56,7 +56,7 @@ PY
 then
   exit 0
 fi
-echo "setup: pip install into $VENV (torch 2.13.0 CPU from local disk, project with sim/dev/nir/formal extras)"
+echo "setup: pip install into $VENV (torch 2.13.0 CPU from local disk, project with sim/dev/nir/formal/host/boards extras)"
 # torch first and pinned: a bare or open range would fetch a multi-GB CUDA build.
 "$PY" -m pip install -q --disable-pip-version-check "torch==2.13.0"
 "$PY" -m pip install -q --disable-pip-version-check -e ".[sim,dev,nir,formal,host,boards]"

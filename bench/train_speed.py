@@ -43,7 +43,8 @@ import torch
 from report import emit  # bench/ is on sys.path when a script here runs
 
 from desire.cli import add_threads_flag, apply_threads
-from desire.config import PRESETS
+from desire.config import PRESETS, Config
+from model.cuda_graph import GraphedStep
 from model.network import DesireNet
 
 DEFAULT_PRESETS = ("fmnist-1000", "mnist-1600")
@@ -81,14 +82,11 @@ def measure(
 ) -> dict:
     cfg = PRESETS[preset]
     net = DesireNet.from_config(cfg, device=device, seed=0)
-    gen = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (batch, cfg.network.layers[0]), generator=gen, dtype=torch.uint8)
-    labels = torch.randint(0, cfg.network.layers[-1], (batch,), generator=gen)
-    images, labels = images.to(device), labels.to(device)
+    images, labels = _random_batch(cfg, batch, device)
     lr = cfg.network.lr
     train = _rate(lambda: net.train_step(images, labels, lr), batch, device, budget_s, max_batches)
     evaluate = _rate(lambda: net.evaluate(images, labels), batch, device, budget_s, max_batches)
-    return {
+    out = {
         "device": device.type,
         "preset": preset,
         "layers": list(cfg.network.layers),
@@ -96,6 +94,43 @@ def measure(
         "train_samples_per_s": round(train, 2),
         "eval_samples_per_s": round(evaluate, 2),
     }
+    if device.type == "cuda":
+        try:
+            step = GraphedStep(net, batch, lr)
+            graphed = _rate(lambda: step(images, labels), batch, device, budget_s, max_batches)
+            out["train_cuda_graph_samples_per_s"] = round(graphed, 2)
+            out["cuda_graph_identical_to_eager"] = graph_matches_eager(preset, batch, device)
+        except RuntimeError as exc:  # recorded as a result: the eager figures still stand
+            out["cuda_graph_error"] = str(exc).splitlines()[0]
+    return out
+
+
+def _random_batch(
+    cfg: Config, batch: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random pixels and labels, the same for every call with the same shape."""
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (batch, cfg.network.layers[0]), generator=gen, dtype=torch.uint8)
+    labels = torch.randint(0, cfg.network.layers[-1], (batch,), generator=gen)
+    return images.to(device), labels.to(device)
+
+
+def graph_matches_eager(preset: str, batch: int, device: torch.device, steps: int = 20) -> bool:
+    """Whether ``steps`` replayed batches leave the weights bit for bit where eager ones do.
+
+    Both networks start from the same weights and draw the same dropout masks; the
+    images are the same random batch each step (the weights still change every step).
+    """
+    cfg = PRESETS[preset]
+    images, labels = _random_batch(cfg, batch, device)
+    lr = cfg.network.lr
+    eager = DesireNet.from_config(cfg, device=device, seed=0)
+    graphed = DesireNet.from_config(cfg, device=device, seed=0)
+    step = GraphedStep(graphed, batch, lr)
+    for _ in range(steps):
+        eager.train_step(images, labels, lr)
+        step(images, labels)
+    return all(torch.equal(a, b) for a, b in zip(eager.weights, graphed.weights, strict=True))
 
 
 def _fmnist(samples: int) -> tuple[torch.Tensor, torch.Tensor]:

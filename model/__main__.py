@@ -83,7 +83,19 @@ def _add_run_flags(p: argparse.ArgumentParser, training: bool) -> None:
             "--batch-size",
             type=positive_int,
             help=f"samples per update; 1 = the reference's online mode (default: {DEFAULT_BATCH} "
-            "for float, measured in bench/results/batch_study.json; 1 for fixed)",
+            "for float, measured in bench/results/batching_rule.json; 1 for fixed)",
+        )
+        p.add_argument(
+            "--lr-batch-power",
+            type=float,
+            default=0.0,
+            help="a batch's summed update is applied at lr * batch_size ** -P "
+            "(0: at the online rate; 0.5: square-root scaling; 1: the mean; -1 to 1)",
+        )
+        p.add_argument(
+            "--cuda-graph",
+            action="store_true",
+            help="record one training step as a CUDA graph and replay it per batch",
         )
         p.add_argument("--train-limit", type=positive_int, help="use only N training samples")
         p.add_argument("--out", type=Path, help="run directory (default runs/<dataset>-<time>)")
@@ -160,6 +172,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         resume=args.resume,
         force=args.force,
         download=args.download,
+        lr_batch_power=args.lr_batch_power,
+        cuda_graph=args.cuda_graph,
         initial_weights=initial,
     )
     if not args.quiet:

@@ -554,9 +554,10 @@ class DesireNet:
         r_target = float(net.target_count)
         n_layers = len(self.layers)
         c_out = counts[-1]
-        onehot = torch.nn.functional.one_hot(
-            labels.to(device=self.device, dtype=torch.long), c_out.shape[1]
-        ).to(torch.bool)
+        # a comparison, not one_hot: one_hot checks its labels' range on the host on
+        # some devices, which a recorded CUDA graph (model/cuda_graph.py) cannot do
+        classes = torch.arange(c_out.shape[1], device=self.device)
+        onehot = labels.to(device=self.device, dtype=torch.long).unsqueeze(1) == classes
         e = torch.where(onehot, 1.0 - c_out / r_target, c_out / r_target)
         active = [(e > net.desire_thres_output).to(self.dtype)]
         sign = [torch.where(onehot, 1.0, -1.0).to(self.dtype)]

@@ -24,6 +24,7 @@ from desire.atomic import atomic_write_text
 from desire.config import Config, load_config
 from desire.datafit import check_fits_data
 from desire.datasets import load_dataset
+from desire.errors import UserError
 from desire.rundir import LOG_NAME, RunFolder, Start, append_log, read_log, write_log
 from model.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -33,6 +34,7 @@ from model.checkpoint import (
     net_from_checkpoint,
     save_checkpoint,
 )
+from model.cuda_graph import GraphedStep
 from model.network import DesireNet, class_activity
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "Dataset",
     "EvalStats",
     "TrainOptions",
+    "batch_lr",
     "default_run_dir",
     "evaluate",
     "load_data",
@@ -50,8 +53,11 @@ __all__ = [
     "train_epoch",
 ]
 
-#: Fastest batch size within 0.3 points of batch 1 after equal epochs (bench/batch_study.py).
-DEFAULT_BATCH = 8
+#: Largest batch size measured within 0.5 points of batch 1 after equal full-data epochs,
+#: with the summed update at the online rate (bench/results/batching_rule.json: batch 32
+#: -0.10 points on 784-1000-100-10 after 3 epochs, +0.03 on 784-256-10 after 4; batch
+#: 128 lost 0.9 on both).
+DEFAULT_BATCH = 32
 DEFAULT_DATASET = "fashion-mnist"
 #: names whose presence means a folder holds a run of the trainer
 RUN_MARKS = ("config.json", LOG_NAME, "last.pt", "best.pt")
@@ -89,6 +95,10 @@ class TrainOptions:
     resume: bool = False
     force: bool = False
     download: bool = False
+    #: batch learning-rate rule, :func:`batch_lr` (0: the summed update at the online rate)
+    lr_batch_power: float = 0.0
+    #: replay each full training batch as a recorded CUDA graph (CUDA devices only)
+    cuda_graph: bool = False
     #: a fresh run's starting weights (float, checked against the config); None: random
     initial_weights: list[np.ndarray] | None = None
 
@@ -134,6 +144,26 @@ def _progress(total: int, desc: str, quiet: bool) -> tqdm:
     return tqdm(total=total, desc=desc, unit="sample", disable=disable, leave=False)
 
 
+def batch_lr(lr: float, batch_size: int, power: float) -> float:
+    """Learning rate applied to a batch's *summed* update: ``lr * batch_size ** -power``.
+
+    ``power`` 0 applies the sum at the online rate (every sample's update at full size,
+    all computed from the same weights), 1 applies the mean, 0.5 lies between; a
+    negative power raises the rate with the batch (bench/sweep.py measures which keeps
+    batch 1's accuracy after equal epochs: bench/results/batching_rule.json).
+    """
+    return lr * batch_size**-power
+
+
+def _graphed_step(net: DesireNet, batch_size: int, lr: float) -> GraphedStep | None:
+    """The recorded step, or None (eager steps, said on stderr) where recording fails."""
+    try:
+        return GraphedStep(net, batch_size, lr)
+    except RuntimeError as exc:
+        print(f"CUDA graph not recorded, training eagerly: {exc}", file=sys.stderr, flush=True)
+        return None
+
+
 def train_epoch(
     net: DesireNet,
     data: Dataset,
@@ -141,29 +171,41 @@ def train_epoch(
     batch_size: int,
     shuffle: torch.Generator,
     quiet: bool = True,
+    lr_batch_power: float = 0.0,
+    cuda_graph: bool = False,
 ) -> dict[str, Any]:
     """One pass over a reshuffled training set at the epoch's learning rate.
 
     Accuracy (strict max, with dropout active) and local losses are summed on
-    the device and read back once at the end, to keep the GPU queue full.
+    the device and read back once at the end, to keep the GPU queue full. With
+    ``cuda_graph`` (CUDA only) every full batch replays one recorded step
+    (:mod:`model.cuda_graph`); a last, shorter batch runs eagerly.
     """
-    lr = net.network.lr_at(epoch)
+    lr = batch_lr(net.network.lr_at(epoch), batch_size, lr_batch_power)
     order = torch.randperm(len(data), generator=shuffle).to(data.labels.device)
     correct = torch.zeros((), device=net.device, dtype=torch.long)
     loss = torch.zeros(len(net.layers), device=net.device, dtype=net.dtype)
+    graphed = _graphed_step(net, batch_size, lr) if cuda_graph else None
     start = time.perf_counter()
     with _progress(len(data), f"epoch {epoch}", quiet) as bar:
         for first in range(0, len(data), batch_size):
             idx = order[first : first + batch_size]
-            step = net.train_step(data.images[idx], data.labels[idx], lr)
-            correct += step.correct.sum()
-            loss += step.local_loss
+            if graphed is not None and idx.shape[0] == batch_size:
+                ok, step_loss = graphed(data.images[idx], data.labels[idx])
+            else:
+                step = net.train_step(data.images[idx], data.labels[idx], lr)
+                ok, step_loss = step.correct, step.local_loss
+            correct += ok.sum()
+            loss += step_loss
             bar.update(idx.shape[0])
     _sync(net.device)
     elapsed = time.perf_counter() - start
     n = len(data)
     return {
         "lr": lr,
+        "batch_size": batch_size,
+        "lr_batch_power": lr_batch_power,
+        "cuda_graph": graphed is not None,
         "train_acc": correct.item() / n,
         "train_local_loss": (loss / n).tolist(),
         "train_samples_per_s": n / elapsed,
@@ -316,6 +358,10 @@ def train(cfg: Config, opts: TrainOptions) -> list[dict[str, Any]]:
     locked while the run lasts. With ``resume`` the config stored in the run wins.
     """
     device = torch.device(opts.device)
+    if not -1.0 <= opts.lr_batch_power <= 1.0:
+        raise UserError(f"--lr-batch-power must be in [-1, 1], got {opts.lr_batch_power}")
+    if opts.cuda_graph and device.type != "cuda":
+        raise UserError(f"CUDA graphs need a CUDA device, not {opts.device}")
     folder = run_folder(opts.out)
     start = Start.from_flags(opts.resume, opts.force)
     folder.check(start)
@@ -344,7 +390,16 @@ def _epochs(
     net = run.net
     for epoch in range(run.first_epoch, opts.epochs):
         entry: dict[str, Any] = {"epoch": epoch}
-        entry |= train_epoch(net, train_set, epoch, opts.batch_size, run.shuffle, opts.quiet)
+        entry |= train_epoch(
+            net,
+            train_set,
+            epoch,
+            opts.batch_size,
+            run.shuffle,
+            opts.quiet,
+            opts.lr_batch_power,
+            opts.cuda_graph,
+        )
         stats = evaluate(net, test_set, opts.eval_batch_size, quiet=opts.quiet)
         entry |= {
             "test_acc": stats.accuracy,

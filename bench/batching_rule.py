@@ -1,0 +1,130 @@
+"""Which batch learning-rate rule keeps batch 1's accuracy after equal epochs?
+
+Reads a sweep summary (bench/sweep.py) that holds batch-1 runs (``b1-<net>[-sN]``) and
+batched runs (``rule-<net>-b<B>-p<P>[-sN]``, the same networks) and prints, per network,
+batch size and power P of :func:`model.train.batch_lr`, the test accuracy after the
+last epoch that batch 1 reached, against batch 1's at that epoch (means over seeds
+where there are several) and whether it is within ``--tolerance`` points.
+
+    python bench/batching_rule.py bench/results/sweep_h200.json \\
+        --out bench/results/batching_rule.json --plot bench/results/batching_rule.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from report import emit  # bench/ is on sys.path when a script here runs
+
+_BATCH1 = re.compile(r"b1-(?P<net>[\w.-]+?)(?:-s\d+)?")
+_RULE = re.compile(r"rule-(?P<net>[\w.-]+?)-b(?P<b>\d+)-p(?P<p>-?[\d.]+)(?:-s\d+)?")
+#: the batch-1 runs are named after their hidden layers, the batched ones after a preset
+ALIASES = {"fmnist-1000": "fmnist-1000", "n1000-100": "fmnist-1000"}
+
+
+def _curves(runs: list[dict[str, Any]]) -> tuple[dict, dict]:
+    batch1: dict[str, list[list[float]]] = defaultdict(list)
+    rules: dict[tuple[str, int, float], list[list[float]]] = defaultdict(list)
+    for run in runs:
+        acc = [e["test_acc"] for e in run["epochs"]]
+        if m := _BATCH1.fullmatch(run["name"]):
+            batch1[ALIASES.get(m["net"], m["net"])].append(acc)
+        elif m := _RULE.fullmatch(run["name"]):
+            rules[(m["net"], int(m["b"]), float(m["p"]))].append(acc)
+    return batch1, rules
+
+
+def _mean_at(curves: list[list[float]], epoch: int) -> tuple[float, int]:
+    """Mean accuracy (points) after ``epoch`` over the curves that reached it, and their count."""
+    values = [c[epoch - 1] for c in curves if len(c) >= epoch]
+    return round(100 * statistics.mean(values), 2), len(values)
+
+
+def compare(runs: list[dict[str, Any]], tolerance: float) -> list[dict[str, Any]]:
+    """One row per (network, batch, power) with a batch-1 run of the same network."""
+    batch1, rules = _curves(runs)
+    rows = []
+    for (net, batch, power), curves in sorted(rules.items()):
+        if net not in batch1:
+            continue
+        last = min(max(len(c) for c in batch1[net]), max(len(c) for c in curves))
+        per_epoch = []
+        for epoch in range(1, last + 1):
+            (ref, n_ref), (acc, n_acc) = _mean_at(batch1[net], epoch), _mean_at(curves, epoch)
+            per_epoch.append(
+                {"epoch": epoch, "batch1": ref, "batch1_runs": n_ref, "acc": acc, "runs": n_acc}
+            )
+        end = per_epoch[-1]
+        rows.append(
+            {
+                "network": net,
+                "batch_size": batch,
+                "lr_batch_power": power,
+                "epochs": last,
+                "batch1_acc": end["batch1"],
+                "acc": end["acc"],
+                "diff_points": round(end["acc"] - end["batch1"], 2),
+                "within_tolerance": end["batch1"] - end["acc"] <= tolerance,
+                "per_epoch": per_epoch,
+            }
+        )
+    return rows
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Accuracy difference to batch 1 against batch size, one line per network and power."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    lines: dict[tuple[str, float], list[tuple[int, float]]] = defaultdict(list)
+    for r in rows:
+        lines[(r["network"], r["lr_batch_power"])].append((r["batch_size"], r["diff_points"]))
+    for (net, power), pts in sorted(lines.items()):
+        pts.sort()
+        ax.plot(*zip(*pts, strict=True), marker="o", label=f"{net}, P = {power:g}")
+    ax.axhline(-0.5, color="grey", ls="--", lw=1, label="-0.5 points")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("batch size (lr * B^-P on the summed update)")
+    ax.set_ylabel("test accuracy - batch 1 (points, equal epochs)")
+    ax.set_ylim(bottom=max(-12, min(r["diff_points"] for r in rows) - 1))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".part.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("summary", type=Path, help="a sweep summary JSON (bench/sweep.py)")
+    p.add_argument("--tolerance", type=float, default=0.5, help="points below batch 1")
+    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--plot", type=Path, help="write the comparison (PNG) here")
+    args = p.parse_args()
+    try:
+        runs = json.loads(args.summary.read_text(encoding="utf-8"))["runs"]
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"batching_rule.py: cannot read sweep summary {args.summary}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    rows = compare(runs, args.tolerance)
+    if args.plot and rows:
+        plot(rows, args.plot)
+    emit({"summary": str(args.summary), "tolerance_points": args.tolerance, "rows": rows}, args.out)
+
+
+if __name__ == "__main__":
+    main()

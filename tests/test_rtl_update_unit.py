@@ -24,10 +24,12 @@ def _simulate(
     gate: np.ndarray,
     lr_int: int,
     words: np.ndarray,
+    early: int = 0,
 ) -> np.ndarray:
     """Row by row, block by block, as the accelerator's sequencer drives the unit: a row
     load, ``load_cycles`` later the words back to back, the next load as early as the
-    unit allows; results come ``latency`` later."""
+    unit allows; results come ``latency`` later. ``early`` issues every word that many
+    cycles sooner (a schedule the unit does not allow)."""
     p = dut.lanes
     n_out, n_in = w.shape
     blocks = -(-n_out // p)
@@ -43,6 +45,7 @@ def _simulate(
         return int(arr[o]) if o < n_out else 0
 
     row_at, words_at = dut.tightest_schedule(n_in, blocks)
+    words_at = {cycle - early: word for cycle, word in words_at.items()}
 
     async def testbench(ctx: SimulatorContext) -> None:
         ctx.set(dut.lr_int, lr_int)
@@ -78,13 +81,26 @@ def _simulate(
     return out
 
 
-def test_latency_counts_the_stages() -> None:
-    """T = 20: 5 tree levels, one per cycle; the train register, then traces in 10 cycles
-    (2 steps each); the product: 13 terms, 4 levels, one per cycle, + rnd."""
-    dut = UpdateUnit.for_config(load_config())
-    assert dut.load_cycles == 1 + 10
-    assert dut.multiply_cycles == 4 + 1
-    assert dut.latency == 5 + dut.multiply_cycles + 2
+@pytest.mark.parametrize("early", [0, 1])
+def test_load_cycles_is_the_least_wait(early: int) -> None:
+    """The wait after a row load that the sequencer and the cycle model use is also the
+    least that works: words issued one cycle sooner read traces still being computed,
+    and the weights differ from golden's. One row (no neighbour to blame), every input
+    and output spiking every step, so every trace step counts."""
+    c = constants(BASE)
+    n_in, n_out = 1, 8
+    dut = UpdateUnit.for_config(BASE)
+    assert dut.load_cycles > early
+    pre = np.ones((c.tsteps, n_in), dtype=bool)
+    post = np.ones((c.tsteps, n_out), dtype=bool)
+    w = np.zeros((n_out, n_in), dtype=np.int64)
+    gate = np.ones(n_out, dtype=np.int8)
+    lr_int = c.lr_int(0) * 32
+    words = GoldenXorShift(c.rounding_seed).draw(n_in)
+    want = update_from_trains(c, w, pre, post, gate, lr_int, words)
+    assert (want != w).all(), "the update must change every weight to show the timing"
+    got = _simulate(dut, w, pre, post, gate, lr_int, words, early=early)
+    assert np.array_equal(got, want) == (early == 0)
 
 
 def _case(cfg: Config, case: str, seed: int) -> None:

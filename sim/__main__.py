@@ -17,7 +17,7 @@ from pathlib import Path
 from desire.cli import positive_int, user_errors
 from desire.config import PRESETS, Config, load_config
 from desire.errors import UserError
-from sim.runner import CI_CONFIG, SIMULATORS, regression
+from sim.runner import CI_CONFIG, SIMULATORS, coverage_summary, regression
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = _config(args)
         env = {} if args.images is None else {"DESIRE_IMAGES": str(args.images)}
         results = regression(sims, cfg, extra_env=env)
-    return 0 if results and all(r.ok for r in results) else 1
+    holes = coverage_summary(results)[1]
+    return 0 if results and all(r.ok for r in results) and not holes else 1
 
 
 if __name__ == "__main__":

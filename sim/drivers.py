@@ -93,19 +93,30 @@ class StreamSink(_Driver):
         super().__init__(dut, prefix, clock)
         self.sig("ready").value = 0
 
-    async def recv(self) -> int:
-        """Wait for one transfer (ready held high until it happens).
+    async def recv(self, stall: int = 0) -> int:
+        """Wait for one transfer; ``stall`` > 0 holds ``ready`` low for that many cycles
+        after ``valid`` rises (back-pressure), checking that the payload and ``valid``
+        hold still meanwhile (the stream rule).
 
         Waits on ``valid``'s rising edge rather than sampling every clock: a sample
         of the accelerator takes thousands of cycles, each of which would wake Python.
         """
         valid, ready = self.sig("valid"), self.sig("ready")
-        ready.value = 1
+        ready.value = int(stall == 0)
         await ReadOnly()
         if not valid.value:
             await RisingEdge(valid)
             await ReadOnly()
         value = int(self.sig("payload").value)
+        for cycle in range(stall):
+            await RisingEdge(self.clock)
+            await ReadOnly()
+            held = valid.value == 1 and int(self.sig("payload").value) == value
+            assert held, f"{self.prefix}: valid or payload changed while stalled ({cycle + 1})"
+        if stall:
+            await RisingEdge(self.clock)
+            ready.value = 1
+            await ReadOnly()
         await RisingEdge(self.clock)  # the transfer happens on this edge
         ready.value = 0
         return value

@@ -38,15 +38,18 @@ from cocotb_tools.runner import get_runner
 
 from desire.config import Config, load_config
 from rtl.verilog import BLOCKS, generate
+from sim.coverage import ENV_COVERAGE, Report, merge
 from sim.harness import Harness, block_players, harness
 
 __all__ = [
     "CI_CONFIG",
     "ENV_CONFIG",
     "ENV_LAYER",
+    "ONE_BLOCK",
     "SIMULATORS",
     "RunResult",
     "available",
+    "coverage_summary",
     "regression",
     "run",
     "seed_from_env",
@@ -64,6 +67,17 @@ _ROOT = Path(__file__).resolve().parent.parent
 CI_CONFIG = load_config().replace(network={"layers": (784, 32, 10)})
 
 
+def one_block(cfg: Config) -> Config:
+    """``cfg`` with as many lanes (a power of two) as its output layer has neurons or more:
+    that layer is then one lane block, the case of a neuron core whose next pass follows
+    its only block (coverage point ``neuron_core.blocks``)."""
+    return cfg.replace(hardware={"lanes": 1 << (cfg.network.layers[-1] - 1).bit_length()})
+
+
+#: CI_CONFIG whose output layer's core is one lane block (run with the last layer).
+ONE_BLOCK = one_block(CI_CONFIG)
+
+
 @dataclass(frozen=True)
 class RunResult:
     """Outcome of one :func:`run`."""
@@ -76,6 +90,8 @@ class RunResult:
     #: Seconds spent converting to Verilog and building (0 when an earlier build was reused).
     build_seconds: float
     results_xml: Path
+    #: The run's functional coverage (sim.coverage), None where the bench declares none.
+    coverage: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -290,6 +306,9 @@ def run(
     src = _sources(block, simulator, cfg, layer)
     build_dir, built = _build(simulator, block, src, waves, log_file)
     build_s = time.monotonic() - start
+    cov = build_dir / "coverage.yml"
+    cov.unlink(missing_ok=True)  # an earlier run's, in a reused build
+    env[ENV_COVERAGE] = str(cov)
     xml = get_runner(simulator).test(
         test_module=test_module or f"sim.test_{block}",
         hdl_toplevel=src.toplevel,
@@ -306,7 +325,14 @@ def run(
     total, failed = get_results(Path(xml))
     seconds = time.monotonic() - start
     return RunResult(
-        simulator, block, total - failed, failed, seconds, build_s if built else 0.0, Path(xml)
+        simulator,
+        block,
+        total - failed,
+        failed,
+        seconds,
+        build_s if built else 0.0,
+        Path(xml),
+        cov if cov.is_file() else None,
     )
 
 
@@ -335,6 +361,26 @@ def run_export(export: Path, simulator: str, images: int, results: Path) -> dict
     return {"simulator": simulator, "passed": outcome.ok, **json.loads(Path(results).read_text())}
 
 
+def coverage_report(results: Sequence[RunResult]) -> dict[str, Report]:
+    """Merged functional coverage per simulator of the runs that wrote some."""
+    return {
+        sim: merge([r.coverage for r in results if r.simulator == sim and r.coverage])
+        for sim in SIMULATORS
+        if any(r.simulator == sim and r.coverage for r in results)
+    }
+
+
+def coverage_summary(results: Sequence[RunResult]) -> tuple[str, list[str]]:
+    """The printed coverage report of ``results`` and every bin never hit."""
+    lines, holes = [], []
+    for sim, report in coverage_report(results).items():
+        lines += [f"functional coverage, {sim}:", str(report)]
+        holes += [f"{sim}: {hole}" for hole in report.holes]
+    if holes:
+        lines += ["never hit:", *(f"  {h}" for h in holes)]
+    return "\n".join(lines), holes
+
+
 def summary(results: Sequence[RunResult]) -> str:
     """One ``<sim>: N passed, N failed`` line per simulator."""
     lines = []
@@ -359,7 +405,8 @@ REGRESSION_ENV = {"DESIRE_IMAGES": "100", "DESIRE_TRAIN_SAMPLES": "50"}
 def regression(
     simulators: Sequence[str], cfg: Config, extra_env: Mapping[str, str] | None = None
 ) -> list[RunResult]:
-    """Every block (each layer's core) of ``cfg`` on each simulator; prints the summary.
+    """Every block (each layer's core, and a core of one lane block) of ``cfg`` on each
+    simulator; prints the summary and the merged functional coverage.
 
     One seed for the whole regression (``SEED`` or a printed random one). The top
     level runs :data:`REGRESSION_ENV` (100 test images, 50 training samples) unless
@@ -380,8 +427,13 @@ def regression(
             results.append(
                 run("neuron_core", sim, cfg, layer=layer, seed=seed, extra_env=extra_env)
             )
+        last = len(cfg.network.layers) - 2
+        results.append(
+            run("neuron_core", sim, one_block(cfg), layer=last, seed=seed, extra_env=extra_env)
+        )
         for block in ("desire_unit", "update_unit"):
             results.append(run(block, sim, cfg, seed=seed, extra_env=extra_env))
         results.append(run("accelerator", sim, cfg, seed=seed, extra_env=extra_env))
     print(summary(results), flush=True)
+    print(coverage_summary(results)[0], flush=True)
     return results

@@ -28,6 +28,7 @@ from golden.network import GoldenNet, strict_argmax
 from rtl.accelerator import READ_LATENCY, Accelerator, Mode, Status
 from rtl.axi_weight_reader import unpack_words, word_geometry
 from rtl.cycle_model import training_cycle_model
+from sim import coverage
 from sim.drivers import (
     BusPlayer,
     MmioMaster,
@@ -131,6 +132,9 @@ class AccelEnv:
         self.bus = MmioMaster(dut, "bus__", dut.clk, READ_LATENCY)
         self.bulk = BusPlayer(dut, "bus__", dut.clk)
         self.tsteps = self.cfg.network.tsteps
+        self.cover = coverage.points("accelerator")
+        #: back-pressure on the result stream: cycles ``ready`` stays low after ``valid``
+        self.stalls = stimulus_rng("accelerator.result ready")
         self.memory: ExternalMemory | None = None
         if self.cfg.hardware.weights == "external":
             self.memory = ExternalMemory(dut, self.cfg, self.model)
@@ -169,9 +173,15 @@ class AccelEnv:
         cls_bits = n_cls.bit_length()
         return counts, raw & ((1 << cls_bits) - 1), (raw >> cls_bits) & 1
 
+    async def result_payload(self) -> int:
+        """The next result, taken at once or after a random stall of up to 7 cycles."""
+        stall = int(self.stalls.choice([0, 0, 1, 2, 7]))
+        self.cover["result"](stall)
+        return await self.result.recv(stall)
+
     async def sample(self, image: np.ndarray) -> tuple[list[int], int, int]:
         await self.pixels.send(image)
-        return self.decode(await self.result.recv())
+        return self.decode(await self.result_payload())
 
     async def check(self, net: GoldenNet, images: np.ndarray) -> list[int]:
         """Run ``images``; assert counts and class equal golden's; return cycles per sample."""
@@ -180,6 +190,7 @@ class AccelEnv:
         for k, image in enumerate(images):
             counts, cls, valid = await self.sample(image)
             pred = int(strict_argmax(want[k]))
+            self.cover["argmax"](pred < 0)
             assert counts == want[k].tolist(), f"sample {k}: counts {counts} != {want[k].tolist()}"
             expect = (pred, 1) if pred >= 0 else (self.model.no_class, 0)
             assert (cls, valid) == expect, f"sample {k}: class {(cls, valid)} != {expect}"
@@ -261,7 +272,7 @@ async def test_misuse(dut: HierarchyObject) -> None:
     await env.bus.write(regs.THRESHOLD, 1)
     status = await env.bus.read(regs.STATUS)
     assert status & Status.BUSY and status & Status.ERR_BUSY, f"status {status:#x}"
-    counts, _, _ = env.decode(await env.result.recv())
+    counts, _, _ = env.decode(await env.result_payload())
     assert counts == net.infer(image[None])[0].tolist()
     assert await env.bus.read(regs.THRESHOLD) == net.c.thr_eval
     await env.bus.write(regs.STATUS, Status.ERR_BUSY)
@@ -336,7 +347,7 @@ async def test_training(dut: HierarchyObject) -> None:
     split = []
     for k, (image, label) in enumerate(zip(images, labels, strict=True)):
         await env.pixels.send([*image, int(label)])  # the label follows the pixels
-        counts, _, _ = env.decode(await env.result.recv())
+        counts, _, _ = env.decode(await env.result_payload())
         rec = net.train_step(image[None], int(label), lr_int, record=True)
         assert counts == rec.counts[-1].tolist(), f"sample {k}: counts {counts}"
         model = training_cycle_model(
@@ -368,3 +379,9 @@ async def test_training(dut: HierarchyObject) -> None:
         f"{bwd:.0f}, update {upd:.0f}; {n / wall:.2f} samples/s, {sim_cycles / wall:.0f} "
         f"cycles/s, {sim_cycles / cpu:.0f} cycles per CPU second"
     )
+
+
+@cocotb.test()
+async def test_coverage(dut: HierarchyObject) -> None:
+    """Last: write this run's cover points for the regression to merge and check."""
+    coverage.save()

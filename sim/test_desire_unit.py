@@ -15,6 +15,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from golden.desire_unit import hidden_desire, local_error, output_desire, ternary
 from golden.fixed import constants, signed_range
 from rtl.desire_unit import DesireUnit
+from sim import coverage
 from sim.drivers import env_config, reset, stimulus_rng, to_signed
 
 
@@ -38,6 +39,23 @@ class DesireEnv:
             getattr(dut, name).value = 0
         for name in ("q", "weights"):
             getattr(dut, name).value = 0
+        self.cover = coverage.points("desire_unit")
+
+    def sample_output(self, counts: np.ndarray, label: int, q: np.ndarray) -> None:
+        c = self.c
+        for k, count in enumerate(counts.tolist()):
+            if k == label:
+                self.cover["output_count"]("label", count, c.out_label_below)
+            else:
+                self.cover["output_count"]("other", count, c.out_other_above)
+        for d in set(q.tolist()):
+            self.cover["desire"]("output", d)
+
+    def sample_hidden(self, sums: np.ndarray, active: np.ndarray, sign: np.ndarray) -> None:
+        for value in sums.tolist():
+            self.cover["hidden_sum"](value, self.c.hid_thr)
+        for d in set(np.where(active, sign, 0).tolist()):
+            self.cover["desire"]("hidden", d)
 
     def blocks(self, x: np.ndarray) -> np.ndarray:
         pad = np.zeros(-(-len(x) // self.p) * self.p, dtype=np.int64)
@@ -115,12 +133,18 @@ async def test_output_layer(dut: HierarchyObject) -> None:
     await reset(dut)
     rng = stimulus_rng("desire_unit.output")
     n = env.cfg.network.layers[-1]
-    for _ in range(5):
+    for k in range(6):
         counts = rng.integers(0, env.c.tsteps + 1, n)
         counts[: min(n, 2)] = [0, env.c.tsteps][: min(n, 2)]
         label = int(rng.integers(n))
+        if k == 0:  # directed: every count at, or one off, its desire's bound
+            bounds = np.full(n, env.c.out_other_above)
+            bounds[label] = env.c.out_label_below
+            counts = np.clip(bounds + np.arange(n) % 3 - 1, 0, env.c.tsteps)
+            counts[label] = env.c.out_label_below
         active, sign = output_desire(counts, label, env.c)
         q = ternary(active, sign, None)
+        env.sample_output(counts, label, q)
         act, sg, eq = await env.output(counts, label, q)
         assert act[:n] == active.tolist() and sg[:n] == sign.tolist()
         assert eq[:n] == (local_error(counts, sign, env.c) * q).tolist()
@@ -150,6 +174,7 @@ async def test_hidden_layer(dut: HierarchyObject) -> None:
             w[:, 2:4] = np.where(sign > 0, lo, hi)[:, None]
         q = ternary(active, sign, keep)
         want_a, want_s, want_sum = hidden_desire(w, local_error(counts, sign, c), q, c)
+        env.sample_hidden(want_sum, want_a, want_s)
         got = await env.hidden(w, counts, q)
         assert [g[2] for g in got] == want_sum.tolist(), case
         assert [g[0] for g in got] == want_a.astype(int).tolist(), case
@@ -169,5 +194,13 @@ async def test_threshold_boundary(dut: HierarchyObject) -> None:
     q[0] = -1
     w = np.zeros((n_h, 3), dtype=np.int64)
     w[0] = [-c.hid_thr, -(c.hid_thr - 1), 0]
+    active, sign, sums = hidden_desire(w, local_error(counts, -np.ones(n_h), c), q, c)
+    env.sample_hidden(sums, active, sign)
     got = await env.hidden(w, counts, q)
     assert [g[:2] for g in got] == [(1, 1), (0, 1), (0, -1)]
+
+
+@cocotb.test()
+async def test_coverage(dut: HierarchyObject) -> None:
+    """Last: write this run's cover points for the regression to merge and check."""
+    coverage.save()

@@ -14,6 +14,7 @@ from cocotb.triggers import RisingEdge
 from golden.fixed import constants, signed_range
 from golden.neuron_core import lif_step, synaptic_drive
 from rtl.neuron_core import weight_rows
+from sim import coverage
 from sim.drivers import (
     BlockMonitor,
     SequencePlayer,
@@ -47,8 +48,13 @@ class CoreEnv:
         self.monitor = BlockMonitor(
             dut.clk, dut.out_valid, dut.out_block, dut.out_spikes, dut.out_membrane
         )
+        self.cover = coverage.points("neuron_core")
+        self.cover["layer"](self.blocks)
 
     async def load_weights(self, w: np.ndarray) -> None:
+        lo, hi = signed_range(self.c.weight_bits)
+        for value in {int(w.min()), int(w.max())}:
+            self.cover["weight"](value, lo, hi)
         rows = np.array(weight_rows(w, self.lanes))
         words, lanes = np.indices(rows.shape)
         await self.weights.run(1, words.ravel(), lanes.ravel(), rows.ravel())
@@ -98,11 +104,26 @@ class CoreEnv:
             await self.events.send(rng.permutation(np.flatnonzero(s_in)))
             got_s, got_v = await self.fire()
             v, s = lif_step(v, synaptic_drive(s_in[None], w_in_major), thr, keep, self.c)
+            self.sample(v[0] + np.where(s[0], thr, 0), thr, keep)
             bad = np.flatnonzero((got_s != s[0]) | (got_v != v[0]))
             assert not bad.size, (
                 f"step {t}: neurons {bad[:8]} spikes {got_s[bad[:8]]} vs {s[0][bad[:8]]}, "
                 f"membranes {got_v[bad[:8]]} vs {v[0][bad[:8]]}"
             )
+
+    def sample(self, before_reset: np.ndarray, thr: int, keep: np.ndarray) -> None:
+        """Cover points of one fire pass, once per distinct bin (not once per neuron)."""
+        lo, hi = signed_range(self.c.membrane_bits)
+        seen: dict[tuple, int] = {}
+        for k, v in enumerate(before_reset.tolist()):
+            seen.setdefault((coverage.compare(v, thr), bool(keep[k]), v >= thr), k)
+            seen.setdefault(("rail", coverage.rail(v, lo, hi)), k)
+        for key, k in seen.items():
+            v = int(before_reset[k])
+            if key[0] == "rail":
+                self.cover["membrane"](v, lo, hi)
+            else:
+                self.cover["neuron"](v, thr, bool(keep[k]))
 
 
 @cocotb.test()
@@ -157,3 +178,25 @@ async def test_silent_input(dut: HierarchyObject) -> None:
     w = rng.integers(-1000, 1000, (env.n_out, env.n_in))
     spikes = np.zeros((3, env.n_in), dtype=bool)
     await env.check(w, spikes, env.c.thr_eval, np.ones(env.n_out, dtype=bool), rng)
+
+
+@cocotb.test()
+async def test_threshold_equality(dut: HierarchyObject) -> None:
+    """One input spike into weights thr - 1, thr and thr + 1: membranes exactly at the
+    threshold must fire (v >= thr) and reset to 0; a dropped one must do neither."""
+    env = CoreEnv(dut)  # drives every input before reset ends
+    await reset(dut)
+    rng = stimulus_rng("neuron_core.equality")
+    thr = env.c.thr_eval
+    w = np.zeros((env.n_out, env.n_in), dtype=np.int64)
+    w[:, 0] = thr + np.arange(env.n_out) % 3 - 1
+    spikes = np.zeros((2, env.n_in), dtype=bool)
+    spikes[0, 0] = True
+    keep = np.arange(env.n_out) % 4 != 3
+    await env.check(w, spikes, thr, keep, rng)
+
+
+@cocotb.test()
+async def test_coverage(dut: HierarchyObject) -> None:
+    """Last: write this run's cover points for the regression to merge and check."""
+    coverage.save()

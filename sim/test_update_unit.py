@@ -18,6 +18,7 @@ from golden.fixed import constants, signed_range
 from golden.prng import XorShift32
 from golden.update_unit import update_from_trains
 from rtl.update_unit import UpdateUnit
+from sim import coverage
 from sim.drivers import env_config, reset, stimulus_rng, to_signed
 from sim.test_desire_unit import pack
 
@@ -72,6 +73,19 @@ async def run_rows(dut, c, p, w, pre, post, gate, lr_int, words) -> np.ndarray: 
     return out
 
 
+def _sample(c, w, pre, gate, want, lanes) -> None:  # type: ignore[no-untyped-def]
+    """Cover points of one case: gates, rows, lane blocks and the updated weights' rails."""
+    cover = coverage.points("update_unit")
+    lo, hi = signed_range(c.weight_bits)
+    for g in set(gate.tolist()):
+        cover["gate"](g)
+    for n in {0 if n == 0 else 1 for n in pre.sum(axis=0).tolist()}:
+        cover["row"](n)
+    cover["blocks"](-(-w.shape[0] // lanes))
+    for value in {int(want.min()), int(want.max())}:
+        cover["weight"](value, lo, hi)
+
+
 @cocotb.test()
 async def test_update(dut: HierarchyObject) -> None:
     cfg = env_config()
@@ -104,6 +118,13 @@ async def test_update(dut: HierarchyObject) -> None:
             gate = np.where(np.arange(n_out) % 2 == 0, 1, -1)
         words = stream.draw(n_in)
         want = update_from_trains(c, w, pre, post, gate, lr_int, words)
+        _sample(c, w, pre, gate, want, p)
         got = await run_rows(dut, c, p, w, pre, post, gate, lr_int, words)
         assert (got == want).all(), f"{case}: {np.argwhere(got != want)[:5].tolist()}"
         assert (got == w).all() if case == "zero-desire" else (got != w).any(), case
+
+
+@cocotb.test()
+async def test_coverage(dut: HierarchyObject) -> None:
+    """Last: write this run's cover points for the regression to merge and check."""
+    coverage.save()

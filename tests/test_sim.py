@@ -18,7 +18,16 @@ import pytest
 from desire.config import load_config
 from rtl.verilog import BLOCKS, generate
 from sim.harness import block_players, harness
-from sim.runner import CI_CONFIG, SIMULATORS, available, run, seed_from_env, summary
+from sim.runner import (
+    CI_CONFIG,
+    ONE_BLOCK,
+    SIMULATORS,
+    available,
+    coverage_summary,
+    run,
+    seed_from_env,
+    summary,
+)
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
@@ -52,10 +61,15 @@ def test_blocks(simulator: str, seed: int) -> None:
     results = [run("encoder", simulator, CI_CONFIG, seed=seed)]
     for layer in range(len(CI_CONFIG.network.layers) - 1):
         results.append(run("neuron_core", simulator, CI_CONFIG, layer=layer, seed=seed))
+    last = len(ONE_BLOCK.network.layers) - 2  # its one-block layer
+    results.append(run("neuron_core", simulator, ONE_BLOCK, layer=last, seed=seed))
     for block in ("desire_unit", "update_unit"):
         results.append(run(block, simulator, CI_CONFIG, seed=seed))
+    report, holes = coverage_summary(results)
     print(summary(results))
+    print(report)
     assert all(r.ok for r in results), summary(results)
+    assert not holes, report
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)
@@ -69,8 +83,11 @@ def test_accelerator(simulator: str, seed: int) -> None:
         ),
     }
     result = run("accelerator", simulator, CI_CONFIG, seed=seed, extra_env=env)
+    report, holes = coverage_summary([result])
     print(summary([result]))
+    print(report)
     assert result.ok, summary([result])
+    assert not holes, report
 
 
 @pytest.mark.parametrize("simulator", SIMULATORS)

@@ -1,0 +1,149 @@
+"""The best network each FPGA target holds: accuracy, memory, resources and speed.
+
+    python bench/targets.py [--images 200] [--out bench/results/targets.json]
+        [--plot bench/results/targets.png]
+
+Per target: the shipped model chosen for it (``exports/<name>/export``: float and
+fixed-point accuracy on all 10,000 Fashion-MNIST test images, measured when it was
+shipped), its weight memory, the synthesis figures of that network on that part
+(``bench/results/targets_synth.json``: block RAM, LUT, FF, Fmax; written by
+``python -m rtl.synth`` runs) and inference samples/s at that Fmax, from the exact cycle
+model (``rtl.cycle_model``, equal to the RTL's CYCLES register) on ``--images`` test
+images. The plot puts every trained candidate (``bench/results/sweep_h200.json``) at
+its weight memory against its best float test accuracy, beside each part's block RAM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from report import emit  # bench/ is on sys.path when a script here runs
+
+from desire.config import Config
+from desire.datasets import load_dataset
+from golden import GoldenNet
+from golden.export import load_export
+from rtl.cycle_model import cycle_model
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+#: target -> (synthesis device key, block RAM of the part in Kbit, shipped model)
+TARGETS: dict[str, tuple[str, float, str | None]] = {
+    "iCE40UP5K": ("up5k", 4 * 256, "fmnist-784-64-10"),  # SPRAM: 4 x 256 Kbit
+    "ECP5-25F": ("25k", 56 * 18, None),
+    "ECP5-45F": ("45k", 108 * 18, None),
+    "ECP5-85F": ("85k", 208 * 18, "fmnist-784-256-10"),
+}
+
+
+def weight_kbit(layers: tuple[int, ...] | list[int], weight_bits: int) -> float:
+    """Bits of all weights of ``layers`` at ``weight_bits`` each, in Kbit (1024 bits)."""
+    return sum(a * b for a, b in itertools.pairwise(layers)) * weight_bits / 1024
+
+
+def mean_cycles(cfg: Config, weights: list[np.ndarray], images: int) -> float:
+    """Mean inference cycles per sample of the RTL (exact model) on the first test images."""
+    net = GoldenNet(cfg, weights)
+    x, _ = load_dataset("fashion-mnist", "test", limit=images)
+    rec = net.forward(x, record=True)
+    cycles = [
+        cycle_model(cfg, rec.input_spikes[:, k], [s[:, k] for s in rec.spikes]).cycles
+        for k in range(images)
+    ]
+    return float(np.mean(cycles))
+
+
+def _synth(device: str, layers: list[int], weight_bits: int) -> dict[str, Any] | None:
+    path = RESULTS / "targets_synth.json"
+    if not path.is_file():
+        return None
+    for row in json.loads(path.read_text(encoding="utf-8")):
+        if (
+            row["device"] == device
+            and row["layers"] == layers
+            and row["weight_bits"] == weight_bits
+        ):
+            return row
+    return None
+
+
+def target_row(target: str, images: int) -> dict[str, Any]:
+    device, ram_kbit, shipped = TARGETS[target]
+    row: dict[str, Any] = {"target": target, "block_ram_kbit": ram_kbit, "shipped": shipped}
+    if shipped is None:
+        return row
+    cfg, weights, manifest = load_export(ROOT / "exports" / shipped / "export")
+    layers = list(cfg.network.layers)
+    synth = _synth(device, layers, cfg.formats.weight_bits)
+    cycles = mean_cycles(cfg, weights, images)
+    fmax = synth.get("fmax_mhz") if synth else None
+    row |= {
+        "layers": layers,
+        "weight_bits": cfg.formats.weight_bits,
+        "weight_kbit": round(weight_kbit(layers, cfg.formats.weight_bits), 1),
+        "float_acc": manifest["float_accuracy"],
+        "fixed_acc": manifest["fixed_accuracy"],
+        "test_images": manifest["test_samples"],
+        "lanes": cfg.hardware.lanes,
+        "cycles_per_sample": round(cycles),
+        "synth": synth,
+        "samples_per_s_at_fmax": None if fmax is None else round(fmax * 1e6 / cycles),
+    }
+    return row
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Best float test accuracy of every candidate against its 16-bit weight memory."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sweep = json.loads((RESULTS / "sweep_h200.json").read_text(encoding="utf-8"))["runs"]
+    best: dict[tuple[int, ...], float] = {}
+    for run in sweep:
+        key = tuple(run["layers"])
+        best[key] = max(best.get(key, 0.0), run["best_test_acc"])
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    for layers, acc in sorted(best.items()):
+        kbit = weight_kbit(layers, 16)
+        ax.scatter(kbit, 100 * acc, color="tab:blue")
+        ax.annotate("-".join(map(str, layers)), (kbit, 100 * acc), fontsize=7, rotation=20)
+    for row in rows:
+        ax.axvline(row["block_ram_kbit"], color="grey", ls="--", lw=1)
+        ax.text(row["block_ram_kbit"], ax.get_ylim()[0], row["target"], rotation=90, fontsize=7)
+        if "fixed_acc" in row:
+            ax.scatter(row["weight_kbit"], 100 * row["fixed_acc"], marker="*", s=140, color="k")
+    ax.set_xscale("log")
+    ax.set_xlabel("weight memory (Kbit, 16-bit weights); dashed: each part's block RAM")
+    ax.set_ylabel("Fashion-MNIST test accuracy (%)")
+    ax.set_title("best float accuracy per network (dots); shipped, fixed point (stars)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(path.name + ".part.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--images", type=int, default=200, help="test images for the cycle model")
+    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--plot", type=Path, help="write the accuracy / memory plot (PNG) here")
+    args = p.parse_args()
+    rows = [target_row(t, args.images) for t in TARGETS]
+    if args.plot:
+        plot(rows, args.plot)
+    emit({"images": args.images, "rows": rows}, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -240,18 +240,25 @@ class Harness:
     public: tuple[str, ...]
 
 
-def harness(verilog: str, top: str, players: Seq[Stream | Sequence] = ()) -> Harness:
+def harness(
+    verilog: str, top: str, players: Seq[Stream | Sequence] = (), clock_inside: bool = True
+) -> Harness:
     """The harness module around ``top`` with ``players`` (the DUT's Verilog is not changed).
 
     The clock ``clk`` (period :data:`CLOCK_NS`) is made inside the harness: under
     Verilator a clock that cocotb drives costs a VPI callback and an evaluation of
     the input logic per edge, a third of a simulated cycle of the accelerator.
+    ``clock_inside=False`` makes ``clk`` an input for cocotb to drive instead: under
+    Verilator, code woken by a rising edge of a clock made inside reads the design's
+    registers as they are *after* that edge (Icarus: before), which a bus model that
+    samples its handshakes at the edge (cocotbext-axi) cannot work with.
     """
     dut_ports = ports(verilog, top)
     if "clk" not in {p.name for p in dut_ports}:
         raise ValueError(f"module {top} has no clk port")
     m = _Module({port.name: port for port in dut_ports})
-    m.lines.append(f"  always #{CLOCK_NS / 2:g} clk = ~clk;")
+    if clock_inside:
+        m.lines.append(f"  always #{CLOCK_NS / 2:g} clk = ~clk;")
     for player in players:
         if isinstance(player, Stream):
             m.stream(player)
@@ -264,7 +271,7 @@ def harness(verilog: str, top: str, players: Seq[Stream | Sequence] = ()) -> Har
         f"    .{port.name}({'tb_dut_' if port.name in m.drives else ''}{port.name})"
         for port in dut_ports
     )
-    outer = [p for p in dut_ports if p.name != "clk"]
+    outer = [p for p in dut_ports if p.name != "clk" or not clock_inside]
     name = harness_name(top)
     text = "\n".join(
         [
@@ -273,7 +280,7 @@ def harness(verilog: str, top: str, players: Seq[Stream | Sequence] = ()) -> Har
             "`timescale 1ns/1ps",
             f"module {name}({', '.join(p.name for p in outer)});",
             *(f"  {port.direction} {_vec(port.width)}{port.name};" for port in outer),
-            "  reg clk = 0;",
+            *(["  reg clk = 0;"] if clock_inside else []),
             *m.lines,
             *wires,
             f"  {top} dut (",
@@ -283,7 +290,8 @@ def harness(verilog: str, top: str, players: Seq[Stream | Sequence] = ()) -> Har
             "",
         ]
     )
-    return Harness(name, text, ("clk", *(p.name for p in outer), *m.signals))
+    inputs = ("clk",) if clock_inside else ()
+    return Harness(name, text, (*inputs, *(p.name for p in outer), *m.signals))
 
 
 def block_players(block: str, cfg: Config, layer: int = 0) -> list[Stream | Sequence]:

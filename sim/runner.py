@@ -61,6 +61,8 @@ SIMULATORS: tuple[str, ...] = ("icarus", "verilator")
 ENV_CONFIG = "DESIRE_CONFIG"
 #: Environment variable carrying the layer a ``neuron_core`` build is for.
 ENV_LAYER = "DESIRE_LAYER"
+#: Environment variable: "1" where the bench must drive the clock itself (:func:`cocotb_clock`).
+ENV_COCOTB_CLOCK = "DESIRE_COCOTB_CLOCK"
 _ROOT = Path(__file__).resolve().parent.parent
 #: Config of the CI regression: the real input and output sizes (Fashion-MNIST images run on
 #: it) with a smaller hidden layer than the default, to keep ``make test`` short.
@@ -212,12 +214,21 @@ def _verilog(cfg_json: str, block: str, layer: int) -> str:
     return generate(Config.from_dict(json.loads(cfg_json)), block, layer=layer)
 
 
+def cocotb_clock(block: str, simulator: str, cfg: Config) -> bool:
+    """Whether cocotb drives the clock (:data:`ENV_COCOTB_CLOCK`) rather than the harness:
+    for the external-memory top on Verilator, whose cocotbext-axi memory samples its
+    handshakes at the clock edge (sim.harness.harness, ``clock_inside``)."""
+    external = cfg.hardware.weights == "external"
+    return block == "accelerator" and simulator == "verilator" and external
+
+
 def _sources(block: str, simulator: str, cfg: Config, layer: int) -> _Sources:
     """The block's Verilog (what ``make verilog`` writes), the harness around it (the
     toplevel: sim.harness), and for Verilator the control file of public signals."""
     top = BLOCKS[block]
     verilog = _verilog(cfg.to_json(), block, layer)
-    h = harness(verilog, top, block_players(block, cfg, layer))
+    inside = not cocotb_clock(block, simulator, cfg)
+    h = harness(verilog, top, block_players(block, cfg, layer), clock_inside=inside)
     files = [(f"{top}.v", verilog), (f"{h.module}.v", h.verilog)]
     if simulator != "verilator":
         return _Sources(tuple(files), h.module, ())
@@ -298,6 +309,7 @@ def run(
     env = {
         ENV_CONFIG: cfg.to_json(),
         ENV_LAYER: str(layer),
+        ENV_COCOTB_CLOCK: str(int(cocotb_clock(block, simulator, cfg))),
         "SEED": str(seed),
         "PYTHONPATH": os.pathsep.join([str(_ROOT), *sys.path]),
         **(extra_env or {}),

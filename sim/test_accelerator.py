@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import cocotb
 import numpy as np
+from cocotb.clock import Clock
 from cocotb.handle import HierarchyObject
 from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus, AxiRam, AxiRamRead, AxiReadBus
@@ -38,17 +39,19 @@ from sim.drivers import (
     reset,
     stimulus_rng,
 )
+from sim.harness import CLOCK_NS
+from sim.runner import ENV_COCOTB_CLOCK
 
 #: Environment variable: number of Fashion-MNIST images of test_fashion_mnist.
 ENV_IMAGES = "DESIRE_IMAGES"
 #: Environment variable: number of training samples of test_training.
 ENV_TRAIN_SAMPLES = "DESIRE_TRAIN_SAMPLES"
 #: Environment variable: probability of a pause per cycle on every channel of the
-#: external weight memory (``weights = external``; default 0). Open finding: with pauses
-#: on the R channel (0.2) the 784-32-10 external top did not finish a sample on
-#: Verilator within 120 s, while AR pauses alone pass and the Amaranth tests with random
-#: ``rvalid`` gaps pass (docs/accelerator-v2.md, "Not done yet").
+#: external weight memory (``weights = external``; default :data:`AXI_PAUSE`);
+#: ``DESIRE_AXI_PAUSE_CHANNELS`` (e.g. ``r_channel,ar_channel``) limits them to some.
 ENV_AXI_PAUSE = "DESIRE_AXI_PAUSE"
+#: Default pause probability per cycle and channel: a fifth of the cycles paused.
+AXI_PAUSE = 0.2
 #: Byte address of the weight table in the external memory (not 0: a design that
 #: ignored WEIGHT_BASE would read the wrong bytes).
 WEIGHT_BASE = 0x1000
@@ -83,12 +86,15 @@ class ExternalMemory:
         for part in (getattr(self.ram, "read_if", self.ram), getattr(self.ram, "write_if", None)):
             if part is not None:
                 part.log.setLevel(logging.WARNING)
-        p = float(os.environ.get(ENV_AXI_PAUSE, "0"))
+        p = float(os.environ.get(ENV_AXI_PAUSE, str(AXI_PAUSE)))
         rng = stimulus_rng("axi pauses")
         channels = ["ar_channel", "r_channel"]
         if hw.training:
             channels = ["write_if.aw_channel", "write_if.w_channel", "write_if.b_channel"]
             channels += ["read_if.ar_channel", "read_if.r_channel"]
+        only = os.environ.get("DESIRE_AXI_PAUSE_CHANNELS")  # e.g. "r_channel,ar_channel"
+        if only:
+            channels = [c for c in channels if c.split(".")[-1] in only.split(",")]
         for name in channels:
             obj = self.ram
             for part in name.split("."):
@@ -125,6 +131,8 @@ class AccelEnv:
     def __init__(self, dut: HierarchyObject) -> None:
         self.dut = dut
         self.cfg: Config = env_config()
+        if os.environ.get(ENV_COCOTB_CLOCK) == "1":  # the harness makes no clock
+            Clock(dut.clk, CLOCK_NS, unit="ns").start()
         self.model = Accelerator(self.cfg)  # addresses and layouts only, never elaborated
         self.model._MustUse__silence = True  # type: ignore[attr-defined]
         self.pixels = StreamPlayer(dut, "pixels__", dut.clk)
@@ -236,6 +244,12 @@ async def test_random(dut: HierarchyObject) -> None:
     n_in = env.cfg.network.layers[0]
     images = rng.integers(0, 256, (3, n_in)).astype(np.uint8)
     images[1] = np.where(rng.random(n_in) < 0.5, 0, images[1])  # sparse
+    # constrained: golden picks more random images until one has a strict maximum
+    # (cover point accelerator.argmax; on a small random net half the images tie)
+    for _ in range(50):
+        if (strict_argmax(net.infer(images)) >= 0).any():
+            break
+        images = np.concatenate([images, rng.integers(0, 256, (1, n_in)).astype(np.uint8)])
     await env.check(net, images)
 
 
@@ -279,7 +293,8 @@ async def test_misuse(dut: HierarchyObject) -> None:
     assert not await env.bus.read(regs.STATUS) & Status.ERR_BUSY
     await env.bus.write(regs.THRESHOLD, -5)  # not > 0: refused
     assert await env.bus.read(regs.STATUS) & Status.ERR_WRITE
-    assert await env.bus.read(env.model.weight_address(0, 0, 0)) == net.weights[0][0, 0]
+    if env.memory is None:  # external weights have no bus window: the write went nowhere
+        assert await env.bus.read(env.model.weight_address(0, 0, 0)) == net.weights[0][0, 0]
     events = [await env.bus.read(regs.EVENTS + l) for l in range(net.c.n_linear)]
     rec = net.forward(image[None], record=True)
     # layer l > 0 sees layer l - 1 one step late: its last step's spikes are never consumed
@@ -356,7 +371,8 @@ async def test_training(dut: HierarchyObject) -> None:
         got = [
             await env.bus.read(a) for a in (regs.CYCLES, regs.CYCLES_BACKWARD, regs.CYCLES_UPDATE)
         ]
-        assert got == [model.total, model.backward, model.update], f"sample {k}: cycles {got}"
+        if env.memory is None:  # external memory: cycles depend on the memory's timing
+            assert got == [model.total, model.backward, model.update], f"sample {k}: cycles {got}"
         split.append((model.forward, model.backward, model.update))
     wall, cpu = time.monotonic() - wall, time.process_time() - cpu
     sim_cycles = (cocotb.utils.get_sim_time("ns") - sim_start) / 10

@@ -29,6 +29,7 @@ from desire.cli import user_errors
 from desire.config import PRESETS, Config, load_config
 from desire.outdir import claim_output_dir
 from rtl.accelerator import Accelerator
+from rtl.axi_shell import AxiShell
 from rtl.desire_unit import DesireUnit
 from rtl.encoder import Encoder
 from rtl.neuron_core import NeuronCore
@@ -64,6 +65,7 @@ BLOCKS: dict[str, str] = {
     "neuron_core": "desire_neuron_core",
     "desire_unit": "desire_desire_unit",
     "update_unit": "desire_update_unit",
+    "axi_shell": "desire_axi_shell",
 }
 
 #: Warnings of ``verilator --lint-only -Wall`` switched off at the top of every file (as
@@ -124,6 +126,8 @@ def generate(
         top = DesireUnit.for_config(cfg)
     elif block == "update_unit":
         top = UpdateUnit.for_config(cfg)
+    elif block == "axi_shell":
+        top = AxiShell(cfg, weights)
     elif cfg.hardware.architecture == "shared":  # the one core of every layer, as built
         top = shared_core(cfg, weights)
     else:

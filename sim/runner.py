@@ -216,8 +216,11 @@ def _verilog(cfg_json: str, block: str, layer: int) -> str:
 
 def cocotb_clock(block: str, simulator: str, cfg: Config) -> bool:
     """Whether cocotb drives the clock (:data:`ENV_COCOTB_CLOCK`) rather than the harness:
-    for the external-memory top on Verilator, whose cocotbext-axi memory samples its
-    handshakes at the clock edge (sim.harness.harness, ``clock_inside``)."""
+    where cocotbext-axi models sample their handshakes at the clock edge on Verilator
+    (sim.harness.harness, ``clock_inside``): the external-memory top, and the AXI shell,
+    whose bench is all cocotbext-axi."""
+    if block == "axi_shell":
+        return True
     external = cfg.hardware.weights == "external"
     return block == "accelerator" and simulator == "verilator" and external
 

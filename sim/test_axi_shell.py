@@ -1,22 +1,13 @@
 """cocotb bench of rtl.axi_shell.AxiShell with cocotbext-axi (AxiLiteMaster, AXI-Stream).
 
-Not registered with sim.runner yet (sim/ is being reworked): it needs only the Verilog of
-the shell as the top ``desire_axi_shell`` and, optionally, the config as JSON in
-``DESIRE_CONFIG`` (default: the small network of tests/test_rtl_axi_shell.py)::
-
-    from amaranth.back import verilog
-    from rtl.axi_shell import AxiShell
-    text = verilog.convert(AxiShell(cfg, weights), name="desire_axi_shell")
-
-with the weights of ``GoldenNet.init_random(cfg, seed=3)`` times 3 (:func:`_net`), and
-``cocotb_tools.runner`` with ``test_module="sim.test_axi_shell"``. For Icarus the text
-needs rtl.verilog's time-zero patch (``_kick_combinational``, as every Verilog of
-rtl.verilog) and the build ``timescale=("1ns", "1ps")``; so built, both tests pass on
-Icarus 11 (about 2 s). The point of this
-bench next to the Amaranth-simulator tests: third-party AXI models, not our own, bind to
-the ports by name (``from_prefix(dut, "s_axil_")`` finds ``s_axil__awaddr``) and drive
-them with their own idea of the protocol, with pauses on every channel.
-"""
+Run by sim.runner as the block ``axi_shell`` (the shell's Verilog as the top
+``desire_axi_shell``, the config as JSON in ``DESIRE_CONFIG``; default the small network
+of tests/test_rtl_axi_shell.py); the bench drives the clock itself. The weights come over
+``s_axis_weights`` (:meth:`_Bench.load_weights`), so the Verilog needs none built in.
+The point of this bench next to the Amaranth-simulator tests: third-party AXI models,
+not our own, bind to the ports by name (``from_prefix(dut, "s_axil_")`` finds
+``s_axil__awaddr``) and drive them with their own idea of the protocol, with pauses on
+every channel."""
 
 from __future__ import annotations
 
@@ -54,7 +45,7 @@ def _config() -> Config:
 
 
 def _net(cfg: Config) -> GoldenNet:
-    """The weights the Verilog must have been built with (module docstring)."""
+    """The bench's network: random weights, three times Kaiming so that outputs spike."""
     net = GoldenNet.init_random(cfg, seed=3)
     net.weights = [np.clip(w * 3, -(2**15), 2**15 - 1).astype(np.int32) for w in net.weights]
     return net
@@ -90,6 +81,16 @@ class _Bench:
         self.dut.rst.value = 0
         await RisingEdge(self.dut.clk)
 
+    async def load_weights(self, net: GoldenNet) -> None:
+        """All weights over ``s_axis_weights`` (32-bit beats, ``tlast`` at the end), with
+        random pauses."""
+        dut = self.dut
+        beats = self.shell.weight_beats(net.weights)
+        stream = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis_weights_"), dut.clk, dut.rst)
+        stream.set_pause_generator(_pauses(self.rng, 0.3))
+        await stream.send(AxiStreamFrame(b"".join(b.to_bytes(4, "little") for b in beats)))
+        await stream.wait()
+
     async def write(self, word: int, value: int, length: int = 4) -> int:
         resp = await self.axil.write(4 * word, (value & 0xFFFF_FFFF).to_bytes(4, "little")[:length])
         return int(resp.resp)
@@ -110,6 +111,7 @@ async def test_samples_errors_and_registers(dut: HierarchyObject) -> None:
     cfg, regs = bench.cfg, bench.regs
     n_in = cfg.network.layers[0]
     net = _net(cfg)
+    await bench.load_weights(net)
     rng = np.random.default_rng(2)
     good = rng.integers(0, 256, (4, n_in)).astype(np.uint8)
     frames = []
@@ -146,17 +148,13 @@ async def test_samples_errors_and_registers(dut: HierarchyObject) -> None:
 
 @cocotb.test()
 async def test_weight_stream_round_trip(dut: HierarchyObject) -> None:
-    """The same weights again over s_axis_weights (32-bit beats, tlast at the end): the
-    readback over AXI-Lite equals them and no error is flagged."""
+    """Weights over s_axis_weights (32-bit beats, tlast at the end): the readback over
+    AXI-Lite equals them and no error is flagged."""
     bench = _Bench(dut, seed=2)
     await bench.reset()
     regs = bench.regs
     net = _net(bench.cfg)
-    beats = bench.shell.weight_beats(net.weights)
-    weights = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis_weights_"), dut.clk, dut.rst)
-    weights.set_pause_generator(_pauses(bench.rng, 0.3))
-    await weights.send(AxiStreamFrame(b"".join(b.to_bytes(4, "little") for b in beats)))
-    await weights.wait()
+    await bench.load_weights(net)
     for l, w in enumerate(net.weights):
         o, i = w.shape[0] - 1, w.shape[1] - 1
         got = await bench.read(bench.shell.core.weight_address(l, o, i))

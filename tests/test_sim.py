@@ -131,6 +131,22 @@ def test_accelerator_external(simulator: str, seed: int) -> None:
     assert not holes, report
 
 
+#: The AXI shell's bench network (sim/test_axi_shell.py, tests/test_rtl_axi_shell.py).
+AXI_SHELL = load_config().replace(
+    network={"layers": (20, 12, 6), "tsteps": 6}, hardware={"lanes": 4}
+)
+
+
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_axi_shell(simulator: str, seed: int) -> None:
+    """AXI4-Lite registers, AXI4-Stream samples with framing errors and the weight stream,
+    driven by cocotbext-axi with pauses on every channel, results against golden."""
+    _needs(simulator)
+    result = run("axi_shell", simulator, AXI_SHELL, seed=seed)
+    print(summary([result]))
+    assert result.ok, summary([result])
+
+
 #: One core block (n_out <= lanes) and one pixel word per lane group: the corner of the
 #: index widths (a one-item index must not become a zero-width Verilog vector).
 SINGLE_BLOCK = CI_CONFIG.replace(network={"layers": (40, 24, 10)}, hardware={"lanes": 16})

@@ -37,9 +37,9 @@ RESULTS = ROOT / "bench" / "results"
 #: (bench/results/targets_synth.json; the iCE40's would need its SPRAM, not supported yet)
 TARGETS: dict[str, tuple[str | None, float | None, str]] = {
     "iCE40UP5K (SPRAM)": ("up5k", 4 * 256, "fmnist-784-64-10"),
-    "ECP5-25F": ("25k", 56 * 18, "fmnist-784-32-10"),
-    "ECP5-45F": ("45k", 108 * 18, "fmnist-784-112-10"),
-    "ECP5-85F": ("85k", 208 * 18, "fmnist-784-240-10"),
+    "ECP5-25F": ("25f", 56 * 18, "fmnist-784-32-10"),
+    "ECP5-45F": ("45f", 108 * 18, "fmnist-784-112-10"),
+    "ECP5-85F": ("85f", 208 * 18, "fmnist-784-240-10"),
     "external memory (AXI)": (None, None, "fmnist-784-256-10"),
 }
 
@@ -61,18 +61,23 @@ def mean_cycles(cfg: Config, weights: list[np.ndarray], images: int) -> float:
     return float(np.mean(cycles))
 
 
-def _synth(device: str, layers: list[int], weight_bits: int) -> dict[str, Any] | None:
+def _synth(device: str | None, layers: list[int], weight_bits: int) -> dict[str, Any] | None:
+    """The synthesis record of ``layers`` on ``device``: the default build (8 lanes, with
+    the training units) first, and of those one that was placed and routed."""
     path = RESULTS / "targets_synth.json"
-    if not path.is_file():
+    if device is None or not path.is_file():
         return None
-    for row in json.loads(path.read_text(encoding="utf-8")):
-        if (
-            row["device"] == device
-            and row["layers"] == layers
-            and row["weight_bits"] == weight_bits
-        ):
-            return row
-    return None
+    rows = [
+        row
+        for row in json.loads(path.read_text(encoding="utf-8"))
+        if device in str(row["device"]).lower()
+        and list(row["layers"]) == layers
+        and row.get("weight_bits", 16) == weight_bits
+    ]
+    rows.sort(
+        key=lambda r: (r.get("lanes") != 8, not r.get("training", True), r.get("fmax_mhz") is None)
+    )
+    return rows[0] if rows else None
 
 
 def target_row(target: str, images: int) -> dict[str, Any]:

@@ -155,7 +155,32 @@ def _accelerator() -> dict[str, Sampler]:
     return {"argmax": argmax, "result": result}
 
 
+def _axi_shell() -> dict[str, Sampler]:
+    @CoverPoint(
+        "axi_shell.frame",
+        xf=lambda length, n_in: compare(length, n_in),
+        bins=["below", "equal", "above"],
+    )
+    def frame(length: int, n_in: int) -> None:
+        """A pixel frame's length against the sample's: short and long ones set ERR_FRAME."""
+
+    @CoverPoint(
+        "axi_shell.register_write",
+        xf=lambda resp: "slverr" if resp else "okay",
+        bins=["okay", "slverr"],
+    )
+    def register_write(resp: int) -> None:
+        """An AXI4-Lite register write's response: OKAY, or SLVERR (partial strobes)."""
+
+    @CoverPoint("axi_shell.irq", xf=lambda level: level, bins=[0, 1])
+    def irq(level: int) -> None:
+        """The interrupt line seen low and high."""
+
+    return {"frame": frame, "register_write": register_write, "irq": irq}
+
+
 GROUPS: dict[str, Callable[[], dict[str, Sampler]]] = {
+    "axi_shell": _axi_shell,
     "neuron_core": _neuron_core,
     "desire_unit": _desire_unit,
     "update_unit": _update_unit,

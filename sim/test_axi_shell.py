@@ -34,6 +34,7 @@ from desire.config import Config, load_config
 from golden.network import GoldenNet, strict_argmax
 from rtl.axi_shell import RESP_OKAY, RESP_SLVERR, AxiShell
 from rtl.register_map import Status
+from sim import coverage
 
 ENV_CONFIG = "DESIRE_CONFIG"
 SMALL = load_config().replace(network={"layers": (20, 12, 6), "tsteps": 6}, hardware={"lanes": 4})
@@ -72,6 +73,7 @@ class _Bench:
         for channel in (self.pixels, self.results, self.axil.write_if.b_channel):
             channel.set_pause_generator(_pauses(self.rng, 0.5))
         self.axil.read_if.r_channel.set_pause_generator(_pauses(self.rng, 0.5))
+        self.cover = coverage.points("axi_shell")
 
     async def reset(self) -> None:
         cocotb.start_soon(Clock(self.dut.clk, 10, unit="ns").start())
@@ -93,6 +95,7 @@ class _Bench:
 
     async def write(self, word: int, value: int, length: int = 4) -> int:
         resp = await self.axil.write(4 * word, (value & 0xFFFF_FFFF).to_bytes(4, "little")[:length])
+        self.cover["register_write"](int(resp.resp))
         return int(resp.resp)
 
     async def read(self, word: int) -> int:
@@ -121,6 +124,7 @@ async def test_samples_errors_and_registers(dut: HierarchyObject) -> None:
         if k < len(bad):
             frames.append(bad[k])
     for f in frames:
+        bench.cover["frame"](len(f), n_in)
         await bench.pixels.send(AxiStreamFrame(f))
 
     thr = net.c.thr_eval
@@ -140,9 +144,11 @@ async def test_samples_errors_and_registers(dut: HierarchyObject) -> None:
         assert (cls, valid) == ((pred, 1) if pred >= 0 else (bench.shell.core.no_class, 0))
     await bench.pixels.wait()
     status = await bench.read(regs.STATUS)
+    bench.cover["irq"](int(dut.irq.value))
     assert status & Status.ERR_FRAME and dut.irq.value == 1
     assert await bench.write(regs.STATUS, Status.ERR_FRAME) == RESP_OKAY
     assert await bench.read(regs.STATUS) & Status.ERR_FRAME == 0
+    bench.cover["irq"](int(dut.irq.value))
     assert dut.irq.value == 0
 
 
@@ -160,3 +166,9 @@ async def test_weight_stream_round_trip(dut: HierarchyObject) -> None:
         got = await bench.read(bench.shell.core.weight_address(l, o, i))
         assert got == int(w[o, i]) & 0xFFFF_FFFF, f"layer {l}"
     assert await bench.read(regs.STATUS) & (Status.ERR_FRAME | Status.ERR_BUSY) == 0
+
+
+@cocotb.test()
+async def test_coverage(dut: HierarchyObject) -> None:
+    """Last: write this run's cover points for the regression to merge and check."""
+    coverage.save()

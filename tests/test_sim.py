@@ -143,8 +143,11 @@ def test_axi_shell(simulator: str, seed: int) -> None:
     driven by cocotbext-axi with pauses on every channel, results against golden."""
     _needs(simulator)
     result = run("axi_shell", simulator, AXI_SHELL, seed=seed)
+    report, holes = coverage_summary([result])
     print(summary([result]))
+    print(report)
     assert result.ok, summary([result])
+    assert not holes, report
 
 
 #: One core block (n_out <= lanes) and one pixel word per lane group: the corner of the

@@ -23,6 +23,8 @@ from typing import Any
 
 from report import emit  # bench/ is on sys.path when a script here runs
 
+from desire.atomic import atomic_write
+
 _BATCH1 = re.compile(r"b1-(?P<net>[\w.-]+?)(?:-s\d+)?")
 _RULE = re.compile(r"rule-(?P<net>[\w.-]+?)-b(?P<b>\d+)-p(?P<p>-?[\d.]+)(?:-s\d+)?")
 #: the batch-1 runs are named after their hidden layers, the batched ones after a preset
@@ -100,10 +102,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".part.png")
-    fig.savefig(tmp, dpi=120)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
     plt.close(fig)
-    tmp.replace(path)
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ import torch
 import torch.distributed as dist
 from report import emit  # bench/ is on sys.path when a script here runs
 
+from desire.atomic import atomic_write
 from desire.cli import add_threads_flag, apply_threads, user_errors
 from desire.config import Config
 from desire.errors import UserError
@@ -201,10 +202,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
         ax.grid(alpha=0.3)
     by_samples.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".part.png")
-    fig.savefig(tmp, dpi=120)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
     plt.close(fig)
-    tmp.replace(path)
 
 
 def _cmd_run(args: argparse.Namespace) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 from report import emit  # bench/ is on sys.path when a script here runs
 
+from desire.atomic import atomic_write
 from desire.config import Config
 from desire.datasets import load_dataset
 from golden import GoldenNet
@@ -136,10 +137,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_title("best float accuracy per network (dots); shipped, fixed point (stars)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".part.png")
-    fig.savefig(tmp, dpi=120)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
     plt.close(fig)
-    tmp.replace(path)
 
 
 def main() -> None:

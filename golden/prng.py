@@ -19,7 +19,7 @@ import numpy as np
 
 from golden.fixed import WEYL_STEP
 
-__all__ = ["XorShift32", "dropout_mask", "weyl_rounding"]
+__all__ = ["XorShift32", "dropout_draws", "dropout_mask", "seed_with_draw", "weyl_rounding"]
 
 MASK32 = 0xFFFF_FFFF
 
@@ -80,8 +80,27 @@ def dropout_mask(rng: XorShift32, n: int, p_int: int, prob_bits: int) -> np.ndar
     """
     if p_int == 0:
         return np.ones(n, dtype=bool)
-    top = rng.draw(n) >> np.uint32(32 - prob_bits)
-    return top >= p_int
+    return dropout_draws(rng, n, prob_bits) >= p_int
+
+
+def dropout_draws(rng: XorShift32, n: int, prob_bits: int) -> np.ndarray:
+    """The ``n`` values a layer's dropout compares with its probability: the top
+    ``prob_bits`` of each draw (exposed so that testbenches can see a draw land
+    exactly on the probability, the one value where ``<`` and ``<=`` differ)."""
+    return rng.draw(n) >> np.uint32(32 - prob_bits)
+
+
+def seed_with_draw(value: int, prob_bits: int, within: int) -> int:
+    """The smallest seed whose first ``within`` dropout draws include ``value``.
+
+    A config with this ``dropout_seed`` makes the first training sample draw a
+    value exactly equal to ``value`` (the dropout boundary: kept, since a neuron is
+    dropped only below it), which random seeds reach once in ``2^prob_bits`` draws.
+    """
+    for seed in range(1, MASK32 + 1):
+        if (dropout_draws(XorShift32(seed), within, prob_bits) == value).any():
+            return seed
+    raise ValueError(f"no seed draws {value} within {within} draws")  # pragma: no cover
 
 
 def weyl_rounding(row_words: np.ndarray, cols: np.ndarray, lr_shift: int) -> np.ndarray:

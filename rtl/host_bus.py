@@ -23,7 +23,7 @@ from rtl.neuron_core import NeuronCore
 from rtl.pipeline import delay
 from rtl.register_map import DATA_BITS, AddressMap, Mode, Status
 
-__all__ = ["READ_LATENCY", "HostBus", "MmioSignature"]
+__all__ = ["READ_LATENCY", "HostBus", "MmioSignature", "threshold_range"]
 
 
 class MmioSignature(wiring.Signature):
@@ -53,6 +53,12 @@ class MmioSignature(wiring.Signature):
                 "rdata": In(DATA_BITS),
             }
         )
+
+
+def threshold_range(membrane_bits: int) -> tuple[int, int]:
+    """The values a ``THRESHOLD`` write takes, inclusive: positive, and held by both a
+    membrane and a bus word; any other value is refused with ``ERR_WRITE``."""
+    return 1, min((1 << (membrane_bits - 1)) - 1, (1 << (DATA_BITS - 1)) - 1)
 
 
 class HostBus(wiring.Component):
@@ -132,7 +138,7 @@ class HostBus(wiring.Component):
         self._map = addresses
         check_int("weight_bits", weight_bits, 2, DATA_BITS)
         check_int("membrane_bits", membrane_bits, 2)
-        self._thr_hi = min((1 << (membrane_bits - 1)) - 1, (1 << (DATA_BITS - 1)) - 1)
+        self._thr_hi = threshold_range(membrane_bits)[1]
         check_int("thr_init", thr_init, 1, self._thr_hi)
         if not isinstance(training, bool):
             raise TypeError(f"training must be a bool, not {training!r}")

@@ -127,6 +127,15 @@ def _update_unit() -> dict[str, Sampler]:
         """A row's input spike count: a silent row must stay unchanged."""
 
     @CoverPoint(
+        "update_unit.trace",
+        xf=lambda trace, trace_max: "clamped" if trace >= trace_max else "below the clamp",
+        bins=["below the clamp", "clamped"],
+    )
+    def trace(trace: int, trace_max: int) -> None:
+        """A spike trace the unit rebuilds from a row's input train, against the trace
+        format's clamp (reached only by configs whose traces saturate above it)."""
+
+    @CoverPoint(
         "update_unit.blocks",
         xf=lambda blocks: "one" if blocks == 1 else "several",
         bins=["one", "several"],
@@ -134,7 +143,7 @@ def _update_unit() -> dict[str, Sampler]:
     def blocks(blocks: int) -> None:
         """Lane blocks per row: one block makes the next row load overlap the word."""
 
-    return {"gate": gate, "weight": weight, "row": row, "blocks": blocks}
+    return {"gate": gate, "weight": weight, "row": row, "blocks": blocks, "trace": trace}
 
 
 def _accelerator() -> dict[str, Sampler]:
@@ -152,7 +161,35 @@ def _accelerator() -> dict[str, Sampler]:
     def result(stall: int) -> None:
         """A result transfer: taken at once, or held by ``ready`` low while valid."""
 
-    return {"argmax": argmax, "result": result}
+    @CoverPoint(
+        "accelerator.register_edge",
+        xf=lambda register, edge: f"{register} {edge}",
+        bins=[
+            *(f"THRESHOLD {e}" for e in ("zero", "min", "max", "above max", "negative")),
+            *(f"MODE {e}" for e in ("max", "above max")),
+        ],
+    )
+    def register_edge(register: str, edge: str) -> None:
+        """A write at a range edge of a checked register (taken inside the range, refused
+        with ERR_WRITE outside it)."""
+
+    return {"argmax": argmax, "result": result, "register_edge": register_edge}
+
+
+def _accelerator_dropout() -> dict[str, Sampler]:
+    """Declared only by a training build whose input layer has dropout (the bins would be
+    holes elsewhere)."""
+
+    @CoverPoint(
+        "accelerator.dropout_draw",
+        xf=lambda draw, p: compare(draw, p),
+        bins=["below", "equal", "above"],
+    )
+    def dropout_draw(draw: int, p: int) -> None:
+        """A dropout draw against its layer's probability: below drops the neuron; equal
+        (the boundary, reached by :func:`sim.runner.boundary_dropout`'s seed) keeps it."""
+
+    return {"dropout_draw": dropout_draw}
 
 
 def _axi_shell() -> dict[str, Sampler]:
@@ -185,6 +222,7 @@ GROUPS: dict[str, Callable[[], dict[str, Sampler]]] = {
     "desire_unit": _desire_unit,
     "update_unit": _update_unit,
     "accelerator": _accelerator,
+    "accelerator_dropout": _accelerator_dropout,
 }
 
 

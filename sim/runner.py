@@ -37,9 +37,12 @@ from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
 
 from desire.config import Config, load_config
+from golden.fixed import constants
+from golden.prng import seed_with_draw
 from rtl.verilog import BLOCKS, generate
 from sim.coverage import ENV_COVERAGE, Report, merge
 from sim.harness import Harness, block_players, harness
+from sim.icarus_merge import merge_clocked
 
 __all__ = [
     "CI_CONFIG",
@@ -47,6 +50,7 @@ __all__ = [
     "ENV_LAYER",
     "ONE_BLOCK",
     "SIMULATORS",
+    "TRACE_CLAMP",
     "RunResult",
     "available",
     "coverage_summary",
@@ -64,9 +68,25 @@ ENV_LAYER = "DESIRE_LAYER"
 #: Environment variable: "1" where the bench must drive the clock itself (:func:`cocotb_clock`).
 ENV_COCOTB_CLOCK = "DESIRE_COCOTB_CLOCK"
 _ROOT = Path(__file__).resolve().parent.parent
+#: Input dropout draws of the first training sample within which :func:`boundary_dropout`
+#: places the boundary draw: a prefix of every CI network's input layer (64-input ones too).
+BOUNDARY_WITHIN = 64
+
+
+def boundary_dropout(cfg: Config) -> Config:
+    """``cfg`` with the first dropout seed whose first training sample draws an input
+    neuron's value exactly at the dropout probability (kept: dropped only below it;
+    cover point ``accelerator.dropout_draw``), a case random seeds reach once in 65,536
+    draws. The input layer is drawn first, so every network with at least
+    :data:`BOUNDARY_WITHIN` inputs and the same input dropout draws it."""
+    c = constants(cfg)
+    seed = seed_with_draw(c.drop_p[0], c.prob_bits, BOUNDARY_WITHIN)
+    return cfg.replace(formats={"dropout_seed": seed})
+
+
 #: Config of the CI regression: the real input and output sizes (Fashion-MNIST images run on
 #: it) with a smaller hidden layer than the default, to keep ``make test`` short.
-CI_CONFIG = load_config().replace(network={"layers": (784, 32, 10)})
+CI_CONFIG = boundary_dropout(load_config().replace(network={"layers": (784, 32, 10)}))
 
 
 def one_block(cfg: Config) -> Config:
@@ -76,8 +96,20 @@ def one_block(cfg: Config) -> Config:
     return cfg.replace(hardware={"lanes": 1 << (cfg.network.layers[-1] - 1).bit_length()})
 
 
+def trace_clamp(cfg: Config) -> Config:
+    """``cfg`` with traces whose fixpoint lies above the trace format's clamp: a trace
+    settles at ``2^(trace_frac + k)`` under decay ``1 - 2^-k``, which the default formats
+    keep inside ``trace_bits`` (4.0 of 8.0), so their clamp is never reached. With one
+    more fraction bit than that (or ``trace_bits - 1``) an input that spikes every step
+    reaches the clamp within a few steps (cover point ``update_unit.trace``)."""
+    f, k = cfg.formats, cfg.network.mempot_decay
+    return cfg.replace(formats={"trace_frac": min(f.trace_bits - 1, f.trace_bits - k + 1)})
+
+
 #: CI_CONFIG whose output layer's core is one lane block (run with the last layer).
 ONE_BLOCK = one_block(CI_CONFIG)
+#: CI_CONFIG whose traces reach their clamp (the update unit's second run).
+TRACE_CLAMP = trace_clamp(CI_CONFIG)
 
 
 @dataclass(frozen=True)
@@ -233,7 +265,8 @@ def _sources(block: str, simulator: str, cfg: Config, layer: int) -> _Sources:
     inside = not cocotb_clock(block, simulator, cfg)
     h = harness(verilog, top, block_players(block, cfg, layer), clock_inside=inside)
     files = [(f"{top}.v", verilog), (f"{h.module}.v", h.verilog)]
-    if simulator != "verilator":
+    if simulator != "verilator":  # Icarus: one thread per clock and module (sim.icarus_merge)
+        files[0] = (files[0][0], merge_clocked(verilog))
         return _Sources(tuple(files), h.module, ())
     files.append(("public.vlt", _public(h)))
     return _Sources(tuple(files), h.module, VERILATOR_ARGS, VERILATOR_MAKE)
@@ -448,7 +481,10 @@ def regression(
         )
         for block in ("desire_unit", "update_unit"):
             results.append(run(block, sim, cfg, seed=seed, extra_env=extra_env))
-        results.append(run("accelerator", sim, cfg, seed=seed, extra_env=extra_env))
+        results.append(run("update_unit", sim, trace_clamp(cfg), seed=seed, extra_env=extra_env))
+        results.append(
+            run("accelerator", sim, boundary_dropout(cfg), seed=seed, extra_env=extra_env)
+        )
     print(summary(results), flush=True)
     print(coverage_summary(results)[0], flush=True)
     return results

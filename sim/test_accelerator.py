@@ -24,11 +24,13 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from cocotbext.axi import AxiBus, AxiRam, AxiRamRead, AxiReadBus
 
 from desire.config import Config
-from golden.fixed import constants, signed_range
+from golden.fixed import Constants, constants, signed_range
 from golden.network import GoldenNet, strict_argmax
+from golden.prng import XorShift32, dropout_draws
 from rtl.accelerator import READ_LATENCY, Accelerator, Mode, Status
 from rtl.axi_weight_reader import unpack_words, word_geometry
 from rtl.cycle_model import training_cycle_model
+from rtl.host_bus import threshold_range
 from sim import coverage
 from sim.drivers import (
     BusPlayer,
@@ -301,6 +303,35 @@ async def test_misuse(dut: HierarchyObject) -> None:
     assert events == [int(rec.input_spikes.sum())] + [int(s[:-1].sum()) for s in rec.spikes[:-1]]
 
 
+@cocotb.test()
+async def test_register_edges(dut: HierarchyObject) -> None:
+    """THRESHOLD and MODE written at each edge of their ranges: a value inside is taken,
+    one outside is refused with ERR_WRITE and leaves the register as it was."""
+    env = AccelEnv(dut)
+    await reset(dut)
+    regs, cfg = env.model.regs, env.cfg
+    cover = coverage.points("accelerator")["register_edge"]
+    lo, hi = threshold_range(cfg.formats.membrane_bits)
+    mode_max = int(Mode.TRAINING if cfg.hardware.training else Mode.INFERENCE)
+    edges = [("min", lo), ("max", hi), ("zero", 0), ("above max", hi + 1), ("negative", -1)]
+    cases = [
+        (regs.THRESHOLD + l, "THRESHOLD", edge, value)
+        for l in range(len(cfg.network.layers) - 1)
+        for edge, value in edges
+    ]
+    cases += [(regs.MODE, "MODE", "max", mode_max), (regs.MODE, "MODE", "above max", mode_max + 1)]
+    for addr, name, edge, value in cases:
+        before = await env.bus.read(addr)
+        await env.bus.write(addr, value)
+        taken = edge in ("min", "max")
+        status = await env.bus.read(regs.STATUS)
+        got = await env.bus.read(addr)
+        assert got == (value if taken else before), f"{name} {edge} ({value}): reads {got}"
+        assert bool(status & Status.ERR_WRITE) != taken, f"{name} {edge}: status {status:#x}"
+        await env.bus.write(regs.STATUS, Status.ERR_WRITE)
+        cover(name, edge)
+
+
 @cocotb.test(skip=env_config().network.layers[0] != 28 * 28)
 async def test_fashion_mnist(dut: HierarchyObject) -> None:
     """Fashion-MNIST test images on a quantised (Kaiming-initialised) net: counts equal golden."""
@@ -336,6 +367,18 @@ def _crop(images: np.ndarray, n_in: int) -> np.ndarray:
     return crop.reshape(len(images), -1)[:, :n_in]
 
 
+def _cover_dropout(c: Constants, probe: XorShift32) -> None:
+    """Cover points of a training sample's input dropout draws: the input layer draws
+    first, so ``probe`` (a copy of golden's stream before the sample) draws what it will."""
+    p = c.drop_p[0]
+    if p == 0:
+        return
+    cover = coverage.points("accelerator_dropout")["dropout_draw"]
+    draws = dropout_draws(probe, c.layers[0], c.prob_bits).astype(np.int64)
+    for side in np.unique(np.sign(draws - p)).tolist():
+        cover(p + side, p)
+
+
 @cocotb.test(skip=not env_config().hardware.training)
 async def test_training(dut: HierarchyObject) -> None:
     """Online training with dropout on Fashion-MNIST training samples: after every sample the
@@ -363,6 +406,7 @@ async def test_training(dut: HierarchyObject) -> None:
     for k, (image, label) in enumerate(zip(images, labels, strict=True)):
         await env.pixels.send([*image, int(label)])  # the label follows the pixels
         counts, _, _ = env.decode(await env.result_payload())
+        _cover_dropout(c, XorShift32(net.dropout_rng.state))
         rec = net.train_step(image[None], int(label), lr_int, record=True)
         assert counts == rec.counts[-1].tolist(), f"sample {k}: counts {counts}"
         model = training_cycle_model(

@@ -15,6 +15,7 @@ from cocotb.handle import HierarchyObject
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from golden.fixed import constants, signed_range
+from golden.neuron_core import trace_step
 from golden.prng import XorShift32
 from golden.update_unit import update_from_trains
 from rtl.update_unit import UpdateUnit
@@ -74,7 +75,8 @@ async def run_rows(dut, c, p, w, pre, post, gate, lr_int, words) -> np.ndarray: 
 
 
 def _sample(c, w, pre, gate, want, lanes) -> None:  # type: ignore[no-untyped-def]
-    """Cover points of one case: gates, rows, lane blocks and the updated weights' rails."""
+    """Cover points of one case: gates, rows, lane blocks, the traces (reach their clamp
+    only in a :func:`sim.runner.trace_clamp` build) and the updated weights' rails."""
     cover = coverage.points("update_unit")
     lo, hi = signed_range(c.weight_bits)
     for g in set(gate.tolist()):
@@ -82,6 +84,10 @@ def _sample(c, w, pre, gate, want, lanes) -> None:  # type: ignore[no-untyped-de
     for n in {0 if n == 0 else 1 for n in pre.sum(axis=0).tolist()}:
         cover["row"](n)
     cover["blocks"](-(-w.shape[0] // lanes))
+    r = np.zeros(pre.shape[1], dtype=np.int64)
+    for spikes in pre:  # the traces the unit rebuilds from the rows' input trains
+        r = trace_step(r, spikes, c)
+        cover["trace"](int(r.max()), c.trace_max)
     for value in {int(want.min()), int(want.max())}:
         cover["weight"](value, lo, hi)
 

@@ -22,6 +22,7 @@ from sim.runner import (
     CI_CONFIG,
     ONE_BLOCK,
     SIMULATORS,
+    TRACE_CLAMP,
     available,
     coverage_summary,
     run,
@@ -65,6 +66,7 @@ def test_blocks(simulator: str, seed: int) -> None:
     results.append(run("neuron_core", simulator, ONE_BLOCK, layer=last, seed=seed))
     for block in ("desire_unit", "update_unit"):
         results.append(run(block, simulator, CI_CONFIG, seed=seed))
+    results.append(run("update_unit", simulator, TRACE_CLAMP, seed=seed))
     report, holes = coverage_summary(results)
     print(summary(results))
     print(report)

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from report import emit  # bench/ is on sys.path when a script here runs
+from report import emit, out_file  # bench/ is on sys.path when a script here runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -108,7 +108,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--images", type=int, default=20)
     p.add_argument("--latency", type=int, default=20, help="external memory, cycles")
-    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--out", type=out_file, help="also write the JSON here")
     args = p.parse_args()
     rows = [
         r

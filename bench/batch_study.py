@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import torch
-from report import emit  # bench/ is on sys.path when a script here runs
+from report import emit, out_file  # bench/ is on sys.path when a script here runs
 
 from desire.config import load_config
 from model.train import TrainOptions, train
@@ -38,7 +38,7 @@ def main() -> None:
     p.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (1: no stalls on a shared CPU)"
     )
-    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--out", type=out_file, help="also write the JSON here")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_config(preset=args.preset)

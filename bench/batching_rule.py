@@ -21,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from report import emit  # bench/ is on sys.path when a script here runs
+from report import emit, out_file  # bench/ is on sys.path when a script here runs
 
 from desire.atomic import atomic_write
 
@@ -112,7 +112,7 @@ def main() -> None:
     )
     p.add_argument("summary", type=Path, help="a sweep summary JSON (bench/sweep.py)")
     p.add_argument("--tolerance", type=float, default=0.5, help="points below batch 1")
-    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--out", type=out_file, help="also write the JSON here")
     p.add_argument("--plot", type=Path, help="write the comparison (PNG) here")
     args = p.parse_args()
     try:

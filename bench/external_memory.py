@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from report import emit  # bench/ is on sys.path when a script here runs
+from report import emit, out_file  # bench/ is on sys.path when a script here runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -122,7 +122,7 @@ def main() -> int:
     p.add_argument("--images", type=int, default=3)
     p.add_argument("--bytes", type=int, nargs="+", default=[2, 4, 8, 16])
     p.add_argument("--latency", type=int, default=20)
-    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--out", type=out_file, help="also write the JSON here")
     args = p.parse_args()
     results = []
     print("| bytes/cycle | cycles/sample | lane bound | memory bound | ratio | planning model |")

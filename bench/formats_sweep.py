@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from report import emit  # bench/ is on sys.path when a script here runs
+from report import emit, out_file  # bench/ is on sys.path when a script here runs
 
 from desire.config import Config
 from desire.datasets import load_dataset
@@ -101,7 +101,7 @@ def main() -> None:
     p.add_argument("--model-path", required=True, help="float trainer checkpoint (.pt)")
     p.add_argument("--test-limit", type=int, help="test samples (default: all 10000)")
     p.add_argument("--train-samples", type=int, default=3000)
-    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--out", type=out_file, help="also write the JSON here")
     args = p.parse_args()
     state = load_checkpoint(Path(args.model_path))
     cfg = Config.from_dict(state["config"])

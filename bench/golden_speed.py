@@ -17,7 +17,7 @@ import os
 import platform
 import time
 
-from report import emit  # bench/ is on sys.path when a script here runs
+from report import emit, out_file  # bench/ is on sys.path when a script here runs
 
 from desire import load_config
 from desire.datasets import load_dataset
@@ -50,7 +50,7 @@ def measure(preset: str, n_infer: int, n_train: int) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--out", help="write the JSON here too")
+    p.add_argument("--out", type=out_file, help="write the JSON here too")
     p.add_argument("--samples", type=int, default=500)
     args = p.parse_args()
     results = {

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from report import emit  # bench/ is on sys.path when a script here runs
+from report import emit, out_file  # bench/ is on sys.path when a script here runs
 
 from desire import load_config
 from desire.datasets import load_dataset
@@ -136,7 +136,7 @@ def main() -> None:
     p.add_argument("--sims", nargs="*", default=["icarus", "verilator"])
     p.add_argument("--sim-images", type=int, default=5)
     p.add_argument("--sim-train", type=int, default=3)
-    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--out", type=out_file, help="also write the JSON here")
     args = p.parse_args()
     if args.images < 1 or args.sim_images < 1 or args.sim_train < 1:
         p.error("--images, --sim-images and --sim-train must be >= 1")

@@ -14,7 +14,7 @@ import argparse
 import re
 from pathlib import Path
 
-from report import emit  # bench/ is on sys.path when a script here runs
+from report import emit, out_file  # bench/ is on sys.path when a script here runs
 
 from sim.runner import CI_CONFIG, run
 
@@ -25,7 +25,7 @@ def main() -> None:
     )
     p.add_argument("--samples", type=int, default=300)
     p.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
-    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--out", type=out_file, help="also write the JSON here")
     args = p.parse_args()
     log = Path("build") / f"rtl_training_{args.sim}.log"
     log.parent.mkdir(exist_ok=True)

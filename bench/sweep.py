@@ -37,12 +37,13 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from report import emit  # bench/ is on sys.path when a script here runs
+from report import emit, out_file  # bench/ is on sys.path when a script here runs
 
 from desire.atomic import atomic_write
 from desire.cli import add_threads_flag, apply_threads, user_errors
 from desire.config import Config
 from desire.errors import UserError
+from desire.outdir import claim_output_dir
 from desire.rundir import LOG_NAME, read_log
 from model.train import TrainOptions, train
 
@@ -108,6 +109,11 @@ def _device(run: dict[str, Any], local_rank: int, override: str | None) -> str:
 
 def _done(folder: Path, epochs: int) -> bool:
     return len(read_log(folder / LOG_NAME)) >= epochs
+
+
+#: Marker of a sweep folder (desire.outdir): a sweep writes its run folders and
+#: ``sweep.json`` only into a new or empty folder or an earlier sweep's.
+TOOL = "bench.sweep"
 
 
 def run_one(
@@ -208,12 +214,17 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> None:
     runs = load_spec(args.spec)
+    # every process checks before any creates it: they only meet (init) after the checks
+    claim_output_dir(args.out, TOOL, create=False)
     distributed = "WORLD_SIZE" in os.environ
     if distributed:
         dist.init_process_group("gloo", timeout=BARRIER_TIMEOUT)
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    args.out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        claim_output_dir(args.out, TOOL)
+    if distributed:
+        dist.barrier()
     for run in runs[rank::world]:
         run_one(run, args.out, args.data_dir, local_rank, args.device)
     if distributed:
@@ -261,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     summ = sub.add_parser("summary", help="collect the runs' curves as JSON (and a plot)")
     summ.add_argument("run_dir", type=Path, help="sweep folder, or a summary JSON to re-plot")
     summ.add_argument("--match", help="only runs whose name matches this regular expression")
-    summ.add_argument("--out", help="also write the JSON here")
+    summ.add_argument("--out", type=out_file, help="also write the JSON here")
     summ.add_argument("--plot", type=Path, help="write accuracy curves (PNG) here")
     args = p.parse_args(argv)
     if args.command == "run":

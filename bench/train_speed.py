@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from report import emit  # bench/ is on sys.path when a script here runs
+from report import emit, out_file  # bench/ is on sys.path when a script here runs
 
 from desire.cli import add_threads_flag, apply_threads
 from desire.config import PRESETS, Config
@@ -243,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--blocks", type=int, default=10, help="alternating blocks in --online")
     p.add_argument("--reference-samples", type=int, default=0, metavar="K")
     add_threads_flag(p)
-    p.add_argument("--out", help="also write the JSON here")
+    p.add_argument("--out", type=out_file, help="also write the JSON here")
     args = p.parse_args(argv)
     apply_threads(args.threads)
     load_before = _load()

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from amaranth.back import verilog
-from report import emit  # bench/ is on sys.path when a script here runs
+from report import emit, out_file  # bench/ is on sys.path when a script here runs
 
 from desire.config import load_config
 from golden.fixed import constants
@@ -159,7 +159,7 @@ def measure(
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--out", help="write the JSON here too")
+    p.add_argument("--out", type=out_file, help="write the JSON here too")
     p.add_argument("--verilator", action="store_true", help="also verilate each core")
     p.add_argument("--build", action="store_true", help="also compile the C++ (slow)")
     p.add_argument("--jobs", type=int, default=2, help="make -j for --build")

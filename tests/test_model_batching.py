@@ -183,6 +183,23 @@ def test_sweep_spec_loader_checks_every_run(tmp_path: Path, runs: list[dict]) ->
                 assert isinstance(run[key], (int, float) if kind is float else kind)
 
 
+def test_sweep_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    """A sweep into a folder holding a user's files (its ``sweep.json`` would be replaced):
+    one line, exit status 2, nothing written there."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "sweep.json").write_text("the user's")
+    path = _write(tmp_path / "s.json", {"runs": [{"name": "b1"}]})
+    cmd = [sys.executable, str(ROOT / "bench/sweep.py"), "run", str(path), "--out", str(out)]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "did not write" in done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["sweep.json"]
+    assert (out / "sweep.json").read_text() == "the user's"
+
+
 @pytest.mark.skipif(not FMNIST_DIR.is_dir(), reason="Fashion-MNIST not installed")
 def test_torchrun_sweep_spreads_runs_and_resumes(tmp_path: Path) -> None:
     """Two processes under torchrun train three runs; a second start finds them done."""

@@ -25,6 +25,8 @@ from desire.outdir import MARKER, claim_output_dir
 from desire.rundir import LogError, RunFolder, Start, read_log
 from desire.runlock import RunLock
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
@@ -224,3 +226,18 @@ def test_kill_during_write_leaves_old_file(tmp_path: Path) -> None:
     assert len(list(tmp_path.iterdir())) == 2  # the killed write's temporary
     remove_temps(tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [("{tmp}", "is a folder"), ("{tmp}/a_file/x.json", "is a file, not a folder")],
+)
+def test_bench_out_is_checked_before_the_run(tmp_path: Path, out: str, message: str) -> None:
+    """A benchmark's bad ``--out`` is refused when parsed, before any measuring."""
+    (tmp_path / "a_file").write_text("")
+    cmd = [sys.executable, str(ROOT / "bench/golden_speed.py"), "--samples", "1"]
+    done = subprocess.run(
+        [*cmd, "--out", out.format(tmp=tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert done.stdout == ""  # nothing measured

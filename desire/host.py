@@ -3,6 +3,7 @@ against golden/.
 
     python -m desire.host --port /dev/ttyUSB0 --baud 115200 --export runs/x/export --images 100
     python -m desire.host --sim --export runs/small/export --images 10 --train 5
+    python -m desire.host --sim verilator --export runs/small/export --images 200 --train 50
 
 Loads an export (checked against its manifest), writes its weights (runs of
 ``WRITE_RUN``) and thresholds, optionally trains on-chip on ``--train N`` labelled
@@ -12,10 +13,14 @@ Every result (and the trained weights) is compared with golden/ on the same weig
 the first difference is reported (sample, field, both values) with exit status 1.
 
 Transports: ``--port DEV`` (a board running :class:`rtl.host_link.HostLink`; needs
-pyserial, the ``host`` extra) or ``--sim``: the same HostLink in the Amaranth
-simulator, its serial lines driven bit by bit (exact and slow: 40 cycles per byte, about
-2,000 simulated cycles per second for 20-12-6; use a small config). A Verilator transport is a later
-step. A protocol error, a timeout or a disconnect is one line and exit status 2, and
+pyserial, the ``host`` extra); ``--sim``: the same HostLink in the Amaranth simulator,
+its serial lines driven bit by bit (exact and slow: 40 cycles per byte, about 2,000
+simulated cycles per second for 20-12-6; use a small config); ``--sim verilator`` (or
+``icarus``): the HostLink's Verilog (UART included: the top a board top wraps) in that
+simulator under cocotb, started as a child process (:mod:`sim.host_link_server`) with its
+serial lines on a pseudo-terminal, which this process opens with pyserial exactly as
+``--port`` opens a board (needs the ``sim`` and ``host`` extras).
+A protocol error, a timeout or a disconnect is one line and exit status 2, and
 the link stays recoverable: every session, and the next command after a failure,
 starts with the resync sequence (:data:`rtl.link_protocol.RESYNC`, then ``SYNC``).
 The protocol is :mod:`rtl.link_protocol` (docs/host.md).
@@ -25,8 +30,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -58,11 +68,13 @@ from rtl.link_protocol import (
 from rtl.register_map import AddressMap, Mode, RegisterMap, Status
 
 __all__ = [
+    "SIMULATORS",
     "SIM_CLK_HZ",
     "Board",
     "BoardError",
     "Link",
     "LinkError",
+    "RtlSimTransport",
     "SerialTransport",
     "SimTransport",
     "main",
@@ -70,6 +82,12 @@ __all__ = [
 
 #: Clock of the simulated board (``--sim``): only the ratio to the baud rate matters.
 SIM_CLK_HZ = 1_000_000
+#: ``--sim`` choices: the Amaranth simulator in this process (the default of a bare
+#: ``--sim``), or the Verilog under cocotb in a child process (:class:`RtlSimTransport`).
+SIMULATORS = ("amaranth", "verilator", "icarus")
+#: Seconds ``--sim verilator`` / ``icarus`` waits for the simulator to publish its
+#: pseudo-terminal: a first build of a config's link takes a minute or more.
+SIM_START_TIMEOUT_S = 900.0
 #: Errors the board can flag in ``STATUS`` (write 1 to clear).
 STATUS_ERRORS = int(Status.ERR_BUSY | Status.ERR_WRITE | Status.ERR_MEMORY | Status.ERR_FRAME)
 
@@ -105,7 +123,16 @@ class SerialTransport:
             import serial
         except ImportError:
             raise LinkError("--port needs pyserial: pip install 'desire-snn[host]'") from None
-        self._errors = (serial.SerialException, OSError)
+        # termios.error (not an OSError) is what pyserial's flush and reconfiguration raise
+        # on POSIX when the device is gone: a USB bridge unplugged, a pseudo-terminal closed
+        errors: tuple[type[BaseException], ...] = (serial.SerialException, OSError)
+        try:
+            import termios
+
+            errors = (*errors, termios.error)
+        except ImportError:  # Windows
+            pass
+        self._errors = errors
         try:
             self._port = serial.Serial(port, baud, timeout=0.05)
         except (*self._errors, ValueError) as exc:
@@ -120,7 +147,8 @@ class SerialTransport:
 
     def read(self, timeout: float) -> bytes:
         try:
-            self._port.timeout = timeout
+            if self._port.timeout != timeout:  # setting it reconfigures the port
+                self._port.timeout = timeout
             data = self._port.read(1)
             if data and self._port.in_waiting:
                 data += self._port.read(self._port.in_waiting)
@@ -219,6 +247,143 @@ class SimTransport:
 
     def close(self) -> None:
         pass
+
+
+class RtlSimTransport:
+    """:class:`rtl.host_link.HostLink`'s Verilog in Verilator or Icarus, its UART on a
+    pseudo-terminal that :class:`SerialTransport` opens: the code path of a board.
+
+    The simulator runs in a child process, ``python -m sim.host_link_server`` (its own
+    session, so that it and the simulator under it can be stopped as a group), which
+    builds the ``host_link`` block through :func:`sim.runner.run` (once per config; the
+    weights go over the link) and runs sim/test_host_link.py. That bench writes the
+    pseudo-terminal's path into the shared folder; the simulation runs freely while this
+    process talks to it, at :data:`rtl.verilog.HOST_LINK_DIVISOR` cycles per bit.
+    :meth:`close` asks the bench to stop (the file ``stop``) and ends the process group if
+    it does not within seconds. A simulator that cannot be built or started is a
+    :class:`LinkError` naming the log (kept; the folder is removed after a clean run).
+    """
+
+    def __init__(self, cfg: Config, simulator: str, *, start_timeout: float | None = None) -> None:
+        from rtl.host_link import HostLink
+        from rtl.verilog import HOST_LINK_DIVISOR
+
+        self.name = f"--sim {simulator}"
+        self.simulator = simulator
+        self.stats: dict | None = None
+        try:  # what the child would find only after seconds of imports and conversion
+            HostLink(cfg, clk_hz=1e6, baud=1e6 / HOST_LINK_DIVISOR)
+        except ValueError as exc:
+            raise LinkError(f"{self.name}: {exc}") from None
+        try:
+            from sim.runner import available
+        except ImportError as exc:
+            raise LinkError(f"{self.name} needs the sim extra ({exc.name} is missing)") from None
+        if not available(simulator):
+            raise LinkError(f"{self.name}: {simulator} is not installed")
+        self.folder = Path(tempfile.mkdtemp(prefix=f"desire-host-{simulator}-"))
+        self.log = self.folder / "sim.log"
+        (self.folder / "config.json").write_text(cfg.to_json())
+        root = Path(__file__).resolve().parent.parent
+        env = {  # not pytest's marker: cocotb's runner behaves otherwise under a test
+            **{k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"},
+            "DESIRE_HOST_PID": str(os.getpid()),  # sim.test_host_link.ENV_HOST_PID
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+        }
+        command = [sys.executable, "-m", "sim.host_link_server", "--simulator", simulator]
+        command += ["--config", str(self.folder / "config.json"), "--folder", str(self.folder)]
+        with open(self.log, "wb") as log:
+            self._proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        self._port: SerialTransport | None = None
+        try:
+            path = self._wait_for_pty(
+                SIM_START_TIMEOUT_S if start_timeout is None else start_timeout
+            )
+            self._port = SerialTransport(path, 115_200)  # a pty ignores the rate
+        except LinkError:  # its line names the log: keep the folder
+            self.close()
+            raise
+        except BaseException:  # Ctrl-C while the simulator starts
+            self.close()
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
+        self._port.name = f"{self.name} ({path})"
+        self.name = self._port.name
+
+    def _wait_for_pty(self, timeout: float) -> str:
+        pty = self.folder / "pty"
+        deadline = time.monotonic() + timeout
+        while not pty.exists():
+            if self._proc.poll() is not None:
+                raise LinkError(
+                    f"{self.name}: the simulator stopped before it was ready (exit status "
+                    f"{self._proc.returncode}): {self._last_log_line()}; log: {self.log}"
+                )
+            if time.monotonic() > deadline:
+                raise LinkError(
+                    f"{self.name}: the simulator was not ready within {timeout:g} s; log: "
+                    f"{self.log}"
+                )
+            time.sleep(0.05)
+        return pty.read_text().strip()
+
+    def _last_log_line(self) -> str:
+        try:
+            lines = self.log.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "no log"
+        return lines[-1].strip() if lines else "no output"
+
+    def write(self, data: bytes) -> None:
+        assert self._port is not None
+        self._port.write(data)
+
+    def read(self, timeout: float) -> bytes:
+        assert self._port is not None
+        return self._port.read(timeout)
+
+    def close(self) -> None:
+        """Close the port, let the bench stop (its ``stats.json``), end what remains."""
+        if self._port is not None:
+            self._port.close()
+            self._port = None
+        (self.folder / "stop").touch()  # also stops a bench whose parent died
+        try:
+            if not (self.folder / "pty").exists():  # still building: nothing to wait for
+                raise subprocess.TimeoutExpired(self._proc.args, 0)
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._end_group()
+        try:
+            self.stats = json.loads((self.folder / "stats.json").read_text())
+        except (OSError, ValueError):
+            self.stats = None
+        if self._proc.returncode == 0:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _end_group(self) -> None:
+        """SIGTERM, then SIGKILL, to the child's process group (the simulator included),
+        each followed by up to 5 s for the group to be gone."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self._proc.pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + 5.0
+            while time.monotonic() < deadline:
+                self._proc.poll()  # reap the child, or the group never empties
+                try:
+                    os.killpg(self._proc.pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.05)
 
 
 class Link:
@@ -512,8 +677,17 @@ def infer(board: Board, net: GoldenNet, x: np.ndarray) -> tuple[list[Result], fl
 
 
 def _open(args: argparse.Namespace, cfg: Config) -> Transport:
-    if args.sim:
+    if args.sim == "amaranth":
         return SimTransport(cfg, baud=args.baud)
+    if args.sim:
+        from rtl.verilog import HOST_LINK_DIVISOR
+
+        if args.baud is not None:
+            raise UserError(
+                f"--baud: the --sim {args.sim} link runs at a fixed {HOST_LINK_DIVISOR} cycles "
+                "per bit; leave --baud out"
+            )
+        return RtlSimTransport(cfg, args.sim)
     return SerialTransport(args.port, args.baud or 115_200)
 
 
@@ -590,6 +764,13 @@ def run(args: argparse.Namespace) -> int:
         + " ".join(f"{e:.1f}" for e in events)
     )
     print(f"golden: all {len(y)} results equal")
+    stats = getattr(transport, "stats", None)
+    if stats:  # --sim verilator / icarus: how fast the simulator ran
+        print(
+            f"simulator: {stats['cycles']:,} cycles in {stats['seconds']:.1f} s "
+            f"({stats['idle_seconds']:.1f} s of them waiting for the host), "
+            f"{stats['cycles_per_second']:,.0f} cycles/s while simulating"
+        )
     return 0
 
 
@@ -601,7 +782,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     link = p.add_mutually_exclusive_group(required=True)
     link.add_argument("--port", help="serial device of the board, e.g. /dev/ttyUSB0")
-    link.add_argument("--sim", action="store_true", help="the link in the Amaranth simulator")
+    link.add_argument(
+        "--sim",
+        nargs="?",
+        const="amaranth",
+        choices=SIMULATORS,
+        metavar="SIMULATOR",
+        help="the link in a simulator: amaranth (a bare --sim; in this process), or its "
+        "Verilog in verilator or icarus on a pseudo-terminal",
+    )
     p.add_argument("--baud", type=positive_int, help="baud rate (port: 115200; sim: clk / 4)")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a reply")
     p.add_argument("--export", required=True, type=Path, help="export folder (weights)")

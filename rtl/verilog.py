@@ -32,13 +32,16 @@ from rtl.accelerator import Accelerator
 from rtl.axi_shell import AxiShell
 from rtl.desire_unit import DesireUnit
 from rtl.encoder import Encoder
+from rtl.host_link import HostLink
 from rtl.neuron_core import NeuronCore
 from rtl.port_reference import port_reference, ports_json, ports_markdown
 from rtl.shared_pool import shared_core
+from rtl.uart import MIN_DIVISOR
 from rtl.update_unit import UpdateUnit
 
 __all__ = [
     "BLOCKS",
+    "HOST_LINK_DIVISOR",
     "LINT_WAIVERS",
     "MANIFEST",
     "README",
@@ -66,7 +69,13 @@ BLOCKS: dict[str, str] = {
     "desire_unit": "desire_desire_unit",
     "update_unit": "desire_update_unit",
     "axi_shell": "desire_axi_shell",
+    "host_link": "desire_host_link",
 }
+
+#: Clock cycles per UART bit of the ``host_link`` block: the fewest the UART allows. Only
+#: the ratio of clock to baud rate matters in simulation (sim/test_host_link.py bridges the
+#: lines to a pseudo-terminal), and the fewer cycles a byte takes, the faster a run.
+HOST_LINK_DIVISOR = MIN_DIVISOR
 
 #: Warnings of ``verilator --lint-only -Wall`` switched off at the top of every file (as
 #: ``/* verilator lint_off NAME */`` pragmas), with the reason for each. All of them come from
@@ -128,6 +137,8 @@ def generate(
         top = UpdateUnit.for_config(cfg)
     elif block == "axi_shell":
         top = AxiShell(cfg, weights)
+    elif block == "host_link":  # what a board top wraps, its UART at HOST_LINK_DIVISOR
+        top = HostLink(cfg, weights, clk_hz=1e6, baud=1e6 / HOST_LINK_DIVISOR)
     elif cfg.hardware.architecture == "shared":  # the one core of every layer, as built
         top = shared_core(cfg, weights)
     else:

@@ -29,10 +29,18 @@ Slot k of a register is its bits ``[k S, k S + W)``, ``W`` the item's width and
 internal, not ports: Verilator copies every input port into the model on each
 evaluation, which for these wide vectors took 7 % of the run.
 
-Protocol of both: with ``go`` low the player is idle (its index returns to 0 at the
-next edge); ``go`` high plays items ``0 .. count - 1``; ``done`` is high once all
-are taken (and all captures made) until ``go`` falls. sim.drivers.StreamPlayer and
-SequencePlayer speak it.
+A third player, :class:`Uart`, is a serial line pair for a DUT with a UART (the host
+link): the bytes Python puts in a ring ``tb_<rx>data`` (write counter ``tb_<rx>wr``, set
+by Python; ``tb_<rx>rd``, the bytes taken, set by the harness) go out on the DUT's input
+``<rx>`` at ``divisor`` cycles per bit, 8N1, back to back; the DUT's output ``<tx>`` is
+decoded the same way into the ring ``tb_<tx>data`` (``tb_<tx>count`` bytes so far; a
+byte whose stop bit is 0 counts in ``tb_<tx>errors`` instead). Python polls the counters
+every few hundred cycles, so a byte costs no wake-up of its own (docs/host.md).
+
+Protocol of the stream and sequence players: with ``go`` low the player is idle (its
+index returns to 0 at the next edge); ``go`` high plays items ``0 .. count - 1``;
+``done`` is high once all are taken (and all captures made) until ``go`` falls.
+sim.drivers.StreamPlayer and SequencePlayer speak it.
 """
 
 from __future__ import annotations
@@ -43,14 +51,17 @@ from dataclasses import dataclass
 
 from desire.config import Config
 from rtl.accelerator import READ_LATENCY
+from rtl.verilog import HOST_LINK_DIVISOR
 
 __all__ = [
     "CLOCK_NS",
     "SEQUENCE_DEPTH",
+    "UART_DEPTH",
     "Harness",
     "Port",
     "Sequence",
     "Stream",
+    "Uart",
     "block_players",
     "harness",
     "harness_name",
@@ -65,6 +76,11 @@ CLOCK_NS = 10
 #: wake-ups (25 408 bus writes on the CI config: 50 transfers), few enough that the
 #: command port (512 x 50 bits on the bus) stays a cheap vector in both simulators.
 SEQUENCE_DEPTH = 512
+
+#: Bytes of each ring of a UART player: the receiver's ring must hold what arrives between
+#: two polls of Python (sim/test_host_link.py polls every few hundred cycles; a byte takes
+#: ``10 * divisor`` cycles), and a small ring is a cheap vector to read.
+UART_DEPTH = 256
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,18 @@ class Sequence:
     depth: int
     capture: str | None = None
     latency: int = 0
+
+
+@dataclass(frozen=True)
+class Uart:
+    """Serial lines of a DUT's UART: a transmitter on the input ``rx`` and a receiver on
+    the output ``tx``, ``divisor`` clock cycles per bit (8N1, idle high), each with a
+    ring of ``depth`` bytes (a power of two) between the harness and Python."""
+
+    rx: str
+    tx: str
+    divisor: int
+    depth: int
 
 
 _PORT = re.compile(r"^\s*(input|output)\s+(?:\[(\d+):0\]\s+)?([A-Za-z_][A-Za-z0-9_$]*)\s*;", re.M)
@@ -229,6 +257,83 @@ class _Module:
             "  end",
         ]
 
+    def uart(self, u: Uart) -> None:
+        """The transmitter (Python's ring to the DUT's ``rx``) and the receiver (the DUT's
+        ``tx`` into a ring), both counting ``divisor`` cycles per bit."""
+        for name in (u.rx, u.tx):
+            if self.width(name) != 1:
+                raise ValueError(f"UART line {name} must be 1 bit wide")
+        if u.divisor < 4:
+            raise ValueError(f"a UART player needs at least 4 cycles per bit, not {u.divisor}")
+        if u.depth < 2 or u.depth & (u.depth - 1):
+            raise ValueError(f"a UART ring holds a power of two bytes, not {u.depth}")
+        d, k = u.divisor, u.depth.bit_length() - 1
+        r, t = f"tb_{u.rx}", f"tb_{u.tx}"
+        cb = max(d.bit_length(), 2)
+        self.lines.append(f"  // UART transmitter onto {u.rx}: ring {r}data, 8N1, {d} cycles a bit")
+        self.signal("reg", f"{r}data", 8 * u.depth, " = 0")
+        self.signal("reg", f"{r}wr", 32, " = 0")
+        self.signal("reg", f"{r}rd", 32, " = 0")
+        self.lines += [
+            f"  reg {r}line = 1'b1;",
+            f"  reg [8:0] {r}shift = 0;  // data bits, then the stop bit",
+            f"  reg [3:0] {r}bits = 0;  // bits still to send after the current one",
+            f"  reg [{cb - 1}:0] {r}wait = 0;  // cycles left of the current bit",
+            f"  wire {r}on = {r}wait != 0 || {r}bits != 0 || {r}rd != {r}wr;",
+            "  always @(posedge clk)",
+            f"    if ({r}wait != 0)",
+            f"      {r}wait <= {r}wait - {cb}'d1;",
+            f"    else if ({r}bits != 0) begin",
+            f"      {r}line <= {r}shift[0];",
+            f"      {r}shift <= {{1'b0, {r}shift[8:1]}};",
+            f"      {r}bits <= {r}bits - 4'd1;",
+            f"      {r}wait <= {cb}'d{d - 1};",
+            f"    end else if ({r}rd != {r}wr) begin",
+            f"      {r}line <= 1'b0;",
+            f"      {r}shift <= {{1'b1, {r}data[{r}rd[{k - 1}:0] * 8 +: 8]}};",
+            f"      {r}bits <= 4'd9;",
+            f"      {r}wait <= {cb}'d{d - 1};",
+            f"      {r}rd <= {r}rd + 32'd1;",
+            "    end else",
+            f"      {r}line <= 1'b1;",
+        ]
+        self.drives[u.rx] = f"{r}on ? {r}line : {u.rx}"
+        self.lines.append(f"  // UART receiver on {u.tx}: bytes into the ring {t}data")
+        self.signal("reg", f"{t}data", 8 * u.depth, " = 0")
+        self.signal("reg", f"{t}count", 32, " = 0")
+        self.signal("reg", f"{t}errors", 32, " = 0")
+        self.lines += [
+            f"  reg {t}busy = 0;",
+            f"  reg [7:0] {t}shift = 0;",
+            f"  reg [3:0] {t}bit = 0;  // 0: start bit, 1-8: data, 9: stop bit",
+            f"  reg [{cb - 1}:0] {t}wait = 0;",
+            "  always @(posedge clk)",
+            f"    if (!{t}busy) begin",
+            f"      if (!{u.tx}) begin  // a start bit began a cycle ago: sample its middle",
+            f"        {t}busy <= 1'b1;",
+            f"        {t}bit <= 4'd0;",
+            f"        {t}wait <= {cb}'d{d // 2 - 1};",
+            "      end",
+            f"    end else if ({t}wait != 0)",
+            f"      {t}wait <= {t}wait - {cb}'d1;",
+            "    else begin",
+            f"      {t}wait <= {cb}'d{d - 1};",
+            f"      {t}bit <= {t}bit + 4'd1;",
+            f"      if ({t}bit == 4'd0) begin",
+            f"        if ({u.tx}) {t}busy <= 1'b0;  // a glitch, no start bit",
+            f"      end else if ({t}bit != 4'd9)",
+            f"        {t}shift <= {{{u.tx}, {t}shift[7:1]}};",
+            "      else begin",
+            f"        {t}busy <= 1'b0;",
+            f"        if ({u.tx}) begin",
+            f"          {t}data[{t}count[{k - 1}:0] * 8 +: 8] <= {t}shift;",
+            f"          {t}count <= {t}count + 32'd1;",
+            "        end else",
+            f"          {t}errors <= {t}errors + 32'd1;",
+            "      end",
+            "    end",
+        ]
+
 
 @dataclass(frozen=True)
 class Harness:
@@ -241,7 +346,10 @@ class Harness:
 
 
 def harness(
-    verilog: str, top: str, players: Seq[Stream | Sequence] = (), clock_inside: bool = True
+    verilog: str,
+    top: str,
+    players: Seq[Stream | Sequence | Uart] = (),
+    clock_inside: bool = True,
 ) -> Harness:
     """The harness module around ``top`` with ``players`` (the DUT's Verilog is not changed).
 
@@ -262,6 +370,8 @@ def harness(
     for player in players:
         if isinstance(player, Stream):
             m.stream(player)
+        elif isinstance(player, Uart):
+            m.uart(player)
         else:
             m.sequence(player)
     wires = [
@@ -294,12 +404,13 @@ def harness(
     return Harness(name, text, (*inputs, *(p.name for p in outer), *m.signals))
 
 
-def block_players(block: str, cfg: Config, layer: int = 0) -> list[Stream | Sequence]:
+def block_players(block: str, cfg: Config, layer: int = 0) -> list[Stream | Sequence | Uart]:
     """The players of ``block``'s harness (none: the bench drives the block itself).
 
     The accelerator: its pixel stream (a sample's pixels and the label) and its bus
     (weight loads, pipelined read-back); a neuron core: its event stream (one step's
-    events) and its weight port; the encoder: its pixel port. The desire and update
+    events) and its weight port; the encoder: its pixel port; the host link: its serial
+    lines (:data:`rtl.verilog.HOST_LINK_DIVISOR` cycles per bit). The desire and update
     units are driven every cycle on a schedule, which a player would not shorten.
     """
     memory_port = ("we", "word", "lane", "data")
@@ -315,4 +426,6 @@ def block_players(block: str, cfg: Config, layer: int = 0) -> list[Stream | Sequ
         ]
     if block == "encoder":
         return [Sequence("pix_", memory_port, SEQUENCE_DEPTH)]
+    if block == "host_link":
+        return [Uart("rx", "tx", HOST_LINK_DIVISOR, UART_DEPTH)]
     return []

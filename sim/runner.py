@@ -199,7 +199,11 @@ VERILATOR_ARGS: tuple[str, ...] = (
 #: make variables of every Verilator build: ``OPT_FAST=-O2`` compiles the model's per-cycle
 #: code with -O2 instead of verilated.mk's -Os: the top level ran 18 % more cycles per CPU
 #: second for it (docs/verification.md, section 8; one run each), at about the same build
-#: time.
+#: time. Other options were measured and left out, because none gave a reproducible gain
+#: of more than 5 % per CPU second (section 8): ``OPT_FAST=-O3``, ``-march=native``,
+#: ``OPT_GLOBAL=-O2``, Verilator's ``-O3``, ``--x-assign``/``--x-initial fast``, and
+#: ``--output-split-cfuncs`` of 5000 or none. ``--no-timing`` with cocotb driving the
+#: clock was slower.
 VERILATOR_MAKE: tuple[str, ...] = ("OPT_FAST=-O2",)
 
 

@@ -5,12 +5,14 @@
 
 Per target: the shipped model chosen for it (``exports/<name>/export``: float and
 fixed-point accuracy on all 10,000 Fashion-MNIST test images, measured when it was
-shipped), its weight memory, the synthesis figures of that network on that part
-(``bench/results/targets_synth.json``: block RAM, LUT, FF, Fmax; written by
-``python -m rtl.synth`` runs) and inference samples/s at that Fmax, from the exact cycle
-model (``rtl.cycle_model``, equal to the RTL's CYCLES register) on ``--images`` test
-images. The plot puts every trained candidate (``bench/results/sweep_h200.json``) at
-its weight memory against its best float test accuracy, beside each part's block RAM.
+shipped; where ``bench/finetune_fixed.py`` has run, also the fixed-point accuracy after
+fine-tuning that model online in the accelerator's arithmetic), its weight memory, the
+synthesis figures of that network on that part (``bench/results/targets_synth.json``:
+block RAM, LUT, FF, Fmax; written by ``python -m rtl.synth`` runs) and inference
+samples/s at that Fmax, from the exact cycle model (``rtl.cycle_model``, equal to the
+RTL's CYCLES register) on ``--images`` test images. The plot puts every trained
+candidate (``bench/results/sweep_h200.json``) at its weight memory against its best
+float test accuracy, beside each part's block RAM.
 """
 
 from __future__ import annotations
@@ -81,6 +83,27 @@ def _synth(device: str | None, layers: list[int], weight_bits: int) -> dict[str,
     return rows[0] if rows else None
 
 
+def _finetuned(layers: list[int]) -> dict[str, Any] | None:
+    """The fixed-point fine-tune of the shipped ``layers`` (``bench/finetune_fixed.py``):
+    its default run (no ``--tag``), trained on all 60,000 images and measured on all
+    10,000, so that the figure sits beside the manifest's. Tagged runs (other rates,
+    pilots) stay in that script's JSON; picking the best of them would select on the test
+    set."""
+    path = RESULTS / "finetune_fixed.json"
+    if not path.is_file():
+        return None
+    name = f"ft-n{layers[1]}"
+    for row in json.loads(path.read_text(encoding="utf-8"))["rows"]:
+        if (
+            Path(row["run"]).name == name
+            and row["layers"] == layers
+            and row["test_images"] == 10_000
+            and row["train_samples_per_epoch"] == 60_000
+        ):
+            return row
+    return None
+
+
 def target_row(target: str, images: int) -> dict[str, Any]:
     device, ram_kbit, shipped = TARGETS[target]
     row: dict[str, Any] = {"target": target, "block_ram_kbit": ram_kbit, "shipped": shipped}
@@ -104,6 +127,12 @@ def target_row(target: str, images: int) -> dict[str, Any]:
         "synth": synth,
         "samples_per_s_at_fmax": None if fmax is None else round(fmax * 1e6 / cycles),
     }
+    tuned = _finetuned(layers)
+    if tuned is not None:
+        row |= {
+            "fixed_finetuned_acc": tuned["fixed_acc_after"],
+            "finetune": {k: tuned[k] for k in ("run", "epochs", "lr")},
+        }
     return row
 
 
@@ -131,10 +160,23 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ax.text(row["block_ram_kbit"], ax.get_ylim()[0], row["target"], rotation=90, fontsize=7)
         if "fixed_acc" in row:
             ax.scatter(row["weight_kbit"], 100 * row["fixed_acc"], marker="*", s=140, color="k")
+        if "fixed_finetuned_acc" in row:
+            ax.scatter(
+                row["weight_kbit"],
+                100 * row["fixed_finetuned_acc"],
+                marker="^",
+                s=60,
+                facecolors="none",
+                edgecolors="tab:red",
+            )
     ax.set_xscale("log")
     ax.set_xlabel("weight memory (Kbit, 16-bit weights); dashed: each part's block RAM")
     ax.set_ylabel("Fashion-MNIST test accuracy (%)")
-    ax.set_title("best float accuracy per network (dots); shipped, fixed point (stars)")
+    ax.set_title(
+        "best float accuracy per network (dots); shipped, fixed point (stars);\n"
+        "shipped, fine-tuned in fixed point (triangles)",
+        fontsize=10,
+    )
     ax.grid(alpha=0.3)
     fig.tight_layout()
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))

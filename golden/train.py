@@ -46,6 +46,10 @@ _STATE_KEYS = {"epoch": int, "best": float, "dropout_rng": int, "rounding_rng": 
 
 #: names whose presence means a folder holds an online run (all of them the run's own)
 RUN_MARKS = (LOG_NAME, "last", "best")
+#: The weights a run started from (an export), written before its first sample: a run
+#: killed before its first epoch ended resumes from them, not from new random weights
+#: (which would silently drop a ``--model-path`` start).
+INITIAL = "initial"
 
 
 class OnlineNet(Protocol):
@@ -82,7 +86,7 @@ class Progress:
 
 def run_folder(path: Path) -> RunFolder:
     """An online run's folder: its log and the ``last/`` and ``best/`` exports."""
-    return RunFolder(Path(path), RUN_MARKS, RUN_MARKS, "online training")
+    return RunFolder(Path(path), (*RUN_MARKS, INITIAL), (*RUN_MARKS, INITIAL), "online training")
 
 
 def accuracy(net: OnlineNet, x: np.ndarray, y: np.ndarray) -> float:
@@ -227,10 +231,14 @@ def run_online(
         progress = None
         if net is None:
             saved = resume_state(run.out)
-            if saved is None:  # killed before its first epoch ended: start it again
-                net = fresh()
-            else:
+            if saved is not None:
                 net = resumed(saved[0], saved[1])
                 progress = restore(net, run.out, saved[2])
+            elif (run.out / INITIAL).exists():  # killed before its first epoch ended
+                net = resumed(*load_export(run.out / INITIAL)[:2])
+            else:  # the same, in a folder from before INITIAL was written
+                net = fresh()
+        else:
+            write_export(run.out / INITIAL, net.cfg, net.int_weights(), force=True)
         check_fits_data(net.cfg.network.layers, x.shape[1], int(y.max()) + 1, dataset)
         return train_online(net, (x, y), test, run, progress)

@@ -9,8 +9,10 @@ a crash loses at most the epoch in progress.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from desire.atomic import atomic_write_text
+from desire.atomic import atomic_write, atomic_write_text
 from desire.config import Config, load_config
 from desire.datafit import check_fits_data
 from desire.datasets import load_dataset
@@ -61,6 +63,10 @@ DEFAULT_BATCH = 32
 DEFAULT_DATASET = "fashion-mnist"
 #: names whose presence means a folder holds a run of the trainer
 RUN_MARKS = ("config.json", LOG_NAME, "last.pt", "best.pt")
+#: The weights a run started from, written before its first step: a run killed before
+#: its first epoch ended resumes from them (a ``--model-path`` start included), not from
+#: new random weights.
+INITIAL = "initial.npz"
 #: figures ``python -m model plot`` writes into a run folder (owned by the run too)
 PLOT_FILES = ("accuracy.png", "local_loss.png", "spike_activity.png")
 
@@ -283,7 +289,7 @@ def _checkpoint_state(
 
 def run_folder(path: Path) -> RunFolder:
     """The trainer's run folder: its checkpoints, log and config, and the plots of it."""
-    return RunFolder(Path(path), RUN_MARKS, RUN_MARKS + PLOT_FILES, "model train")
+    return RunFolder(Path(path), RUN_MARKS, (*RUN_MARKS, *PLOT_FILES, INITIAL), "model train")
 
 
 @dataclass
@@ -309,8 +315,11 @@ def _resume(cfg: Config, opts: TrainOptions) -> _Run:
     """The state of ``last.pt``; the run's stored config wins over ``cfg``."""
     last = opts.out / "last.pt"
     if not last.is_file():
-        # killed before its first epoch ended: start that run again, with its config
+        # killed before its first epoch ended: start that run again, with its config and
+        # the weights it started from
         stored = opts.out / "config.json"
+        if (opts.out / INITIAL).is_file():
+            opts = dataclasses.replace(opts, initial_weights=_load_initial(opts.out / INITIAL))
         return _fresh(load_config(stored) if stored.is_file() else cfg, opts)
     state = load_checkpoint(last)
     net = net_from_checkpoint(state, None, opts.device, opts.dtype)
@@ -330,6 +339,19 @@ def _resume(cfg: Config, opts: TrainOptions) -> _Run:
     best = (state["best_test_acc"], state.get("best_epoch", -1))
     _repair_best(opts.out, state, best[1])
     return _Run(net, shuffle, epoch + 1, best, log)
+
+
+def _save_initial(out: Path, net: DesireNet) -> None:
+    arrays = [w.detach().cpu().numpy() for w in net.weights]
+    atomic_write(out / INITIAL, lambda f: np.savez(f, *arrays))
+
+
+def _load_initial(path: Path) -> list[np.ndarray]:
+    try:
+        with np.load(path) as saved:
+            return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"cannot read the run's start weights {path}: {exc}") from None
 
 
 def _repair_best(out: Path, last_state: dict[str, Any], best_epoch: int) -> None:
@@ -375,6 +397,8 @@ def train(cfg: Config, opts: TrainOptions) -> list[dict[str, Any]]:
         _check_fits(cfg, train_set, opts.dataset)
     with folder.open(start):
         run = _resume(cfg, opts) if start is Start.RESUME else _fresh(cfg, opts)
+        if start is not Start.RESUME:
+            _save_initial(opts.out, run.net)
         _check_fits(run.net.config, train_set, opts.dataset)
         atomic_write_text(opts.out / "config.json", run.net.config.to_json() + "\n")
         write_log(folder.log, run.log)

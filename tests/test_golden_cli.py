@@ -84,6 +84,30 @@ def test_cli_train_resume_eval(tmp_path: Path, capsys) -> None:
     assert result["fixed_accuracy"] == log[1]["test_acc"]
 
 
+def test_resume_before_the_first_epoch_keeps_the_start_weights(tmp_path: Path) -> None:
+    """A run started from ``--model-path`` and killed before its first epoch ended (no
+    ``last`` yet) resumes from those weights, not from new random ones: its first epoch
+    ends where an uninterrupted run's does."""
+    pytest.importorskip("desire.datasets").find_data_dir("fashion-mnist")
+    start = write_export(tmp_path / "start", CFG, GoldenNet.init_random(CFG, 7).weights)
+    common = ["--train-limit", "30", "--test-limit", "20", "--quiet", "--epochs", "1"]
+    whole, cut = str(tmp_path / "whole"), tmp_path / "cut"
+    assert main(["train", "--model-path", str(start), "--out", whole, *common]) == 0
+    assert main(["train", "--model-path", str(start), "--out", str(cut), *common]) == 0
+    for name in ("last", "best", "log.jsonl"):  # as if killed during epoch 0
+        path = cut / name
+        if path.is_dir():
+            for f in path.iterdir():
+                f.unlink()
+            path.rmdir()
+        else:
+            path.unlink()
+    assert (cut / "initial").is_dir()
+    assert main(["train", "--resume", "--out", str(cut), *common]) == 0
+    a, b = load_export(Path(whole) / "last")[1], load_export(cut / "last")[1]
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
 def test_cli_errors(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["eval", "--model-path", str(tmp_path)])

@@ -132,6 +132,24 @@ def test_checkpoint_round_trip_and_resume(tmp_path: Path) -> None:
     assert load_checkpoint(tmp_path / "a" / "last.pt")["epoch"] == 1
 
 
+@needs_fmnist
+def test_resume_before_the_first_epoch_keeps_the_start_weights(tmp_path: Path) -> None:
+    """A run started from given weights (``--model-path``) and killed before its first
+    epoch ended resumes from those weights, not from new random ones."""
+    cfg = _config((784, 32, 10))
+    common = {"batch_size": 8, "train_limit": 64, "test_limit": 32, "quiet": True, "epochs": 1}
+    start = [w.numpy() * 3 for w in DesireNet.from_config(cfg, seed=9).weights]
+    whole = train(cfg, TrainOptions(out=tmp_path / "a", initial_weights=start, **common))
+    train(cfg, TrainOptions(out=tmp_path / "b", initial_weights=start, **common))
+    for name in ("last.pt", "best.pt", "log.jsonl"):  # as if killed during epoch 0
+        (tmp_path / "b" / name).unlink()
+    resumed = train(cfg, TrainOptions(out=tmp_path / "b", resume=True, **common))
+    assert [e["test_acc"] for e in resumed] == [e["test_acc"] for e in whole]
+    wa = load_checkpoint(tmp_path / "a" / "last.pt")["weights"]
+    wb = load_checkpoint(tmp_path / "b" / "last.pt")["weights"]
+    assert all(torch.equal(a, b) for a, b in zip(wa, wb, strict=True))
+
+
 def test_checkpoint_errors(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")

@@ -48,7 +48,7 @@ from rtl.pipeline import delay
 from rtl.sequencer import Sequencer
 from rtl.step_scanner import StepScanner
 from rtl.training_datapath import TrainingDatapath
-from rtl.training_sequencer import ISSUE_TO_UNIT, TrainingSequencer
+from rtl.training_sequencer import ISSUE_TO_UNIT, TrainingSequencer, flat_bases
 
 __all__ = [
     "Learning",
@@ -112,7 +112,12 @@ def spike_paths(
     scanner reads them (for a prefetching scanner: :func:`external_weights`).
 
     Layer ``l > 0``'s vector starts a sample at 0 (no spikes at ``t = 0``); the
-    encoder writes all of its vector in phase 0.
+    encoder writes all of its vector in phase 0. The clear comes one cycle after
+    ``sample_start``, from a register: ``sample_start`` is the pixel handshake's logic,
+    and its net to the vectors' resets was a critical path at -6. One cycle late is the
+    same: those vectors are written only by fire passes (phases 1 .. T) and read only
+    through the copies that the scans of phases 1 .. T start on; the copy of phase 0's
+    launch (the cycle of the clear at the earliest) is never scanned.
     """
     n_layers = len(core.layers)
     producers = [Producer(enc.spk_valid, enc.spk_word, enc.spk_bits)] + [
@@ -121,13 +126,14 @@ def spike_paths(
     ]
     m.submodules.scanner = scan = StepScanner([n_in for n_in, _ in core.layers], lanes)
     copies = []
+    clear = delay(m, seq.sample_start, 1, "spikes_clear")
     for l, (producer, words) in enumerate(zip(producers[:-1], scan.layer_words, strict=True)):
         vector = Signal(words * lanes, name=f"spikes{l}")
         copy = Signal(words * lanes, name=f"spikes{l}_scan")
         with m.If(producer.valid):
             m.d.sync += vector.word_select(producer.word, lanes).eq(producer.bits)
         if l > 0:
-            with m.If(seq.sample_start):
+            with m.If(clear):
                 m.d.sync += vector.eq(0)
         with m.If(seq.launch):
             m.d.sync += copy.eq(vector)
@@ -164,7 +170,12 @@ def weight_ports(
     m: Module, core: NeuronCore, host: HostBus, learn: TrainingDatapath | None
 ) -> None:
     """The host's per-layer weight windows, and the training units' per-layer reads and
-    write-backs, on the core's one flat weight memory."""
+    write-backs, on the core's one flat weight memory.
+
+    The training units' addresses are their flat ones (``w_flat``, ``u_flat``: the
+    sequencer keeps the layer's base in a register of its own), not the layer's word
+    plus :func:`layer_base`: that adder sat between the sequencer's registers and the
+    per-lane address registers of the memory, a critical path at -6."""
     n_layers = len(core.layers)
     host_layer = [host.weight_layer == l for l in range(n_layers)]
     host_word = layer_base(core, host_layer) + host.weight_word
@@ -177,12 +188,13 @@ def weight_ports(
     if learn is None:
         m.d.comb += core.w_word.eq(host_word)
         return
-    read = [learn.w_read[l] for l in range(n_layers)]
-    written = [learn.u_we[l] for l in range(n_layers)]
+    layers = [n_in for n_in, _ in core.layers] + [core.layers[-1][1]]
+    bases = [core.word_address(l, 0, 0) for l in range(n_layers)]
+    assert list(flat_bases(layers, core.lanes)) == bases, "the sequencer's flat layout"
     m.d.comb += [
-        core.w_word.eq(Mux(learn.w_read.any(), layer_base(core, read) + learn.w_word, host_word)),
+        core.w_word.eq(Mux(learn.w_read.any(), learn.w_flat, host_word)),
         core.u_we.eq(learn.u_we.any()),
-        core.u_addr.eq(layer_base(core, written) + learn.u_addr),
+        core.u_addr.eq(learn.u_flat),
         core.u_data.eq(learn.u_data),
         *(learn.w_rdata[l].eq(core.w_rdata) for l in range(n_layers)),
     ]
@@ -470,7 +482,7 @@ def _external_training(
     n_layers = len(core.layers)
     taken = tseq.issue.mac.any() | tseq.issue.upd.any()  # only while a word is on offer
     word = delay(m, reader.words.payload, ISSUE_TO_UNIT, "w_train")
-    flat = layer_base(core, [learn.u_we[l] for l in range(n_layers)]) + learn.u_addr
+    flat = learn.u_flat  # the write-back's flat word (TrainingDatapath.u_flat)
     m.d.comb += [
         reader.words.ready.eq(core.w_stream.ready | taken),
         tseq.w_valid.eq(reader.words.valid),

@@ -106,9 +106,12 @@ class StepScanner(wiring.Component):
         item_layer = Array(Const(l, index_shape(len(self._words))) for l, _, _ in items)
         item_local = Array(Const(k, index_shape(max(self._words))) for _, k, _ in items)
         item_fire = Array(Const(g is None, 1) for _, _, g in items)
-        item_word = Array(Const(g or 0, index_shape(n_words)) for _, _, g in items)
 
         ptr = Signal(range(n_items + 1), init=n_items)  # next item to load
+        # the word of ``vectors`` that item ``ptr`` loads (when it is a word): counted
+        # beside ``ptr`` (+1 per word item loaded) rather than looked up from it, so that
+        # the ``n_words``:1 multiplexer's select comes straight from a register
+        word = Signal(index_shape(n_words + 1))
         mask = Signal(w)  # bits of the loaded word not yet sent
         fire = Signal()  # the loaded item is a fire operation, not yet sent
         layer = Signal(index_shape(len(self._words)))
@@ -131,15 +134,16 @@ class StepScanner(wiring.Component):
         rest_fire = fire & ~take  # a fire item has no bits (mask 0): it goes out when taken
         with m.If((rest_mask == 0) & ~rest_fire & (ptr != n_items)):
             m.d.sync += [
-                mask.eq(Mux(item_fire[ptr], 0, self.vectors.word_select(item_word[ptr], w))),
+                mask.eq(Mux(item_fire[ptr], 0, self.vectors.word_select(word, w))),
                 fire.eq(item_fire[ptr]),
                 layer.eq(item_layer[ptr]),
                 local.eq(item_local[ptr]),
                 ptr.eq(ptr + 1),
+                word.eq(word + ~item_fire[ptr]),
             ]
         with m.Else():
             m.d.sync += [mask.eq(rest_mask), fire.eq(rest_fire)]
         with m.If(self.start):
-            m.d.sync += [ptr.eq(0), mask.eq(0), fire.eq(0), ops.valid.eq(0)]
+            m.d.sync += [ptr.eq(0), word.eq(0), mask.eq(0), fire.eq(0), ops.valid.eq(0)]
         m.d.comb += self.done.eq((ptr == n_items) & (mask == 0) & ~fire & ~ops.valid)
         return m

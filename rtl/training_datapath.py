@@ -76,6 +76,8 @@ class TrainingDatapath(wiring.Component):
     w_read : Out(n_layers)
         Bit ``l``: core ``l``'s weight port must read word ``w_word`` this cycle.
     w_word : Out
+    w_flat : Out
+        ``w_word`` in the shared pool's one flat weight memory (the issue's ``flat``).
     w_rdata : In(ArrayLayout(signed(weight_bits), lanes)).array(n_layers)
         Core ``l``'s word at the ``w_word`` of ``ISSUE_TO_UNIT`` cycles before (the
         cores' ``READ_LATENCY``).
@@ -83,6 +85,9 @@ class TrainingDatapath(wiring.Component):
         Bit ``l``: write ``u_data`` into word ``u_addr`` of core ``l`` (the update's
         write-back, ``latency`` cycles after the word reached the update unit).
     u_addr, u_data : Out
+    u_flat : Out
+        ``u_addr`` in the shared pool's flat weight memory (the issue's ``flat``, delayed
+        along with ``word``): from registers, no adder.
     rounding_state : Out(32)
         The rounding stream's state (seeded at reset, never reseeded).
     """
@@ -124,9 +129,11 @@ class TrainingDatapath(wiring.Component):
         self._words = [-(-n // lanes) for n in self._layers]
         depth = max(n * b for n, b in zip(self._layers[:-1], self._words[1:], strict=True))
         weight_word = data.ArrayLayout(signed(weight_bits), lanes)
+        issue = IssueSignature.for_layers(self._layers, lanes)
+        flat_shape = issue.members["flat"].shape
         super().__init__(
             {
-                "issue": In(IssueSignature.for_layers(self._layers, lanes)),
+                "issue": In(issue),
                 "phase": In(range(tsteps + 1)),
                 "spk_valid": In(n_layers + 1),
                 "spk_word": In(index_shape(max(self._words))).array(n_layers + 1),
@@ -136,9 +143,11 @@ class TrainingDatapath(wiring.Component):
                 **{f"keep{l}": In(self._layers[l]) for l in range(1, n_layers)},
                 "w_read": Out(n_layers),
                 "w_word": Out(range(depth + 1)),
+                "w_flat": Out(flat_shape),
                 "w_rdata": In(weight_word).array(n_layers),
                 "u_we": Out(n_layers),
                 "u_addr": Out(range(depth + 1)),
+                "u_flat": Out(flat_shape),
                 "u_data": Out(weight_word),
                 "rounding_state": Out(32, init=rounding_seed),
             }
@@ -191,15 +200,17 @@ class TrainingDatapath(wiring.Component):
         # the issue, one cycle after (s1_*, beside the memories' outputs) and when the data
         # reaches the units (su_*, ISSUE_TO_UNIT after the read)
         s1_out, s1_block, s1_word = Signal(), Signal.like(iss.block), Signal.like(iss.word)
+        s1_flat = Signal.like(iss.flat, init=0)
         s1_first, s1_last = Signal(), Signal()
         s1_mac, s1_upd = Signal.like(iss.mac), Signal.like(iss.upd)
         s1_g = Cat(Signal.like(iss.row_word), Signal.like(iss.row_lane), Signal.like(iss.row_index))
         m.d.sync += [s1_out.eq(iss.out), s1_block.eq(iss.block), s1_word.eq(iss.word)]
+        m.d.sync += s1_flat.eq(iss.flat)
         m.d.sync += [s1_first.eq(iss.block == 0), s1_last.eq(iss.last)]
         m.d.sync += [s1_mac.eq(iss.mac), s1_upd.eq(iss.upd)]
         m.d.sync += s1_g.eq(Cat(iss.row_word, iss.row_lane, iss.row_index))
         at_unit = ISSUE_TO_UNIT - 1
-        su_out, su_block, su_first, su_last, su_word, su_g, su_mac, su_upd = (
+        su_out, su_block, su_first, su_last, su_word, su_flat, su_g, su_mac, su_upd = (
             delay(m, x, at_unit, name)
             for x, name in (
                 (s1_out, "su_out"),
@@ -207,6 +218,7 @@ class TrainingDatapath(wiring.Component):
                 (s1_first, "su_first"),
                 (s1_last, "su_last"),
                 (s1_word, "su_addr"),
+                (s1_flat, "su_flat"),
                 (s1_g, "su_g"),
                 (s1_mac, "su_mac"),
                 (s1_upd, "su_upd"),
@@ -233,7 +245,11 @@ class TrainingDatapath(wiring.Component):
                     m.d.comb += [rng.draw.eq(1), uu.row_rand.eq(rng.value)]
 
         # weight reads of MACs and update words
-        m.d.comb += [self.w_read.eq(iss.mac | iss.upd), self.w_word.eq(iss.word)]
+        m.d.comb += [
+            self.w_read.eq(iss.mac | iss.upd),
+            self.w_word.eq(iss.word),
+            self.w_flat.eq(iss.flat),
+        ]
 
         # output-layer desire, written out_latency cycles after the read
         with m.If(su_out):
@@ -256,6 +272,7 @@ class TrainingDatapath(wiring.Component):
         g_index = g[word_bits + lane_bits :]
         m.d.comb += [
             self.u_addr.eq(delay(m, su_word, uu.latency, "upd_addr")),
+            self.u_flat.eq(delay(m, su_flat, uu.latency, "upd_flat")),
             self.u_data.eq(uu.w_new),
         ]
         for l in range(n_layers):

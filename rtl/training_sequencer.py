@@ -55,6 +55,7 @@ __all__ = [
     "IssueSignature",
     "TrainingSchedule",
     "TrainingSequencer",
+    "flat_bases",
 ]
 
 #: Cycles from a memory read to the training units' inputs: the weight memories'
@@ -67,6 +68,15 @@ LOAD_TO_WORD = 1 + ISSUE_TO_UNIT
 # load_row comes in UPD_DECIDE: no earlier than one cycle before that word reaches the
 # update unit, as the unit requires.
 assert ISSUE_TO_UNIT - 1 <= 4, "the update unit's row_load would overtake a word"
+
+
+def flat_bases(layers: Sequence[int], lanes: int) -> tuple[int, ...]:
+    """First word of every weight layer in the shared pool's one flat weight memory
+    (:meth:`rtl.neuron_core.NeuronCore.word_address`): the layers' ``n_in * B`` words in
+    order."""
+    blocks = [-(-n // lanes) for n in layers[1:]]
+    sizes = [n * b for n, b in zip(layers[:-1], blocks, strict=True)]
+    return tuple(sum(sizes[:l]) for l in range(len(sizes)))
 
 
 @dataclass(frozen=True)
@@ -124,6 +134,11 @@ class IssueSignature(wiring.Signature):
         desire word ``block`` of neuron layer ``l + 1`` (row ``row_index``).
     block, word : Out
         Block within the row, weight word (``row * B + block``).
+    flat : Out
+        ``word`` in the shared pool's one flat weight memory: plus the first word of the
+        weight layer being walked (:func:`flat_bases`), valid with ``mac`` and ``upd``.
+        A register of its own beside ``word``, so that the flat memory's address needs
+        no adder between the sequencer and the banks' address registers (an Fmax path).
     last : Out(1)
         ``block`` is the row's last.
     row_word, row_lane, row_index : Out
@@ -140,12 +155,24 @@ class IssueSignature(wiring.Signature):
         Bit ``l``: that row never spiked (registered, valid with ``load_row``).
     """
 
-    def __init__(self, *, n_layers: int, lanes: int, blocks: int, depth: int, rows: int) -> None:
+    def __init__(
+        self,
+        *,
+        n_layers: int,
+        lanes: int,
+        blocks: int,
+        depth: int,
+        rows: int,
+        flat_depth: int | None = None,
+        flat_init: int = 0,
+    ) -> None:
         check_int("n_layers", n_layers, 1)
         check_int("lanes", lanes, 1)
         check_int("blocks", blocks, 1)
         check_int("depth", depth, 1)
         check_int("rows", rows, 1)
+        flat_depth = depth if flat_depth is None else check_int("flat_depth", flat_depth, 1)
+        check_int("flat_init", flat_init, 0, flat_depth)
         row_words = range(-(-rows // lanes) + 1)
         super().__init__(
             {
@@ -154,6 +181,7 @@ class IssueSignature(wiring.Signature):
                 "upd": Out(n_layers),
                 "block": Out(range(blocks + 1)),
                 "word": Out(range(depth + 1)),
+                "flat": Out(range(flat_depth + 1), init=flat_init),
                 "last": Out(1),
                 "row_word": Out(row_words),
                 "row_lane": Out(index_shape(lanes)),
@@ -169,12 +197,15 @@ class IssueSignature(wiring.Signature):
     def for_layers(cls, layers: Sequence[int], lanes: int) -> IssueSignature:
         """The signature for neuron layers of ``layers[j]`` neurons."""
         blocks = [-(-n // lanes) for n in layers[1:]]
+        sizes = [n * b for n, b in zip(layers[:-1], blocks, strict=True)]
         return cls(
             n_layers=len(blocks),
             lanes=lanes,
             blocks=max(blocks),
-            depth=max(n * b for n, b in zip(layers[:-1], blocks, strict=True)),
+            depth=max(sizes),
             rows=max(layers[:-1]),
+            flat_depth=sum(sizes),
+            flat_init=flat_bases(layers, lanes)[-1],  # the first layer walked
         )
 
 
@@ -239,6 +270,11 @@ class TrainingSequencer(wiring.Component):
         return self._schedule
 
     @property
+    def flat_bases(self) -> tuple[int, ...]:
+        """First word of every weight layer in the flat memory that ``issue.flat`` addresses."""
+        return flat_bases(self._layers, self._lanes)
+
+    @property
     def external(self) -> bool:
         """Whether the weight words come from a stream and go out through a writer."""
         return self._external
@@ -255,6 +291,12 @@ class TrainingSequencer(wiring.Component):
         p, layers, blocks, s = self._lanes, self._layers, self._blocks, self._schedule
         n_layers = len(blocks)
         iss = self.issue
+        # flat = base[l] + word in the states of weight layer l: it moves with word, and
+        # where word returns to 0 (a walk's end) it goes to the base of the next layer
+        # walked (BWD_HID<l> -> layer l - 1, hidden or the first update layer 0; update
+        # layer l -> l + 1; after the last, the first layer of the next sample's walk,
+        # n_layers - 1, which is also its init)
+        base = flat_bases(layers, p)
         drain = Signal(range(max(s.out_drain, s.hid_drain, s.update_drain, s.row_wait) + 1))
 
         def count(part: Signal) -> None:
@@ -264,11 +306,13 @@ class TrainingSequencer(wiring.Component):
             """Advance ``word`` and ``block``; the caller moves on after the row's last."""
             m.d.comb += iss.last.eq(iss.block == n_blocks - 1)
             m.d.sync += [iss.word.eq(iss.word + 1), iss.block.eq(iss.block + 1)]
+            m.d.sync += iss.flat.eq(iss.flat + 1)
             with m.If(iss.last):
                 m.d.sync += iss.block.eq(0)
 
-        def next_row(n_rows: int, done: str, more: str) -> None:
-            """Advance the row; go to ``done`` after the last row, else to ``more``."""
+        def next_row(n_rows: int, done: str, more: str, next_base: int) -> None:
+            """Advance the row; go to ``done`` after the last row (``flat`` to
+            ``next_base``), else to ``more``."""
             m.d.sync += [iss.row_index.eq(iss.row_index + 1), iss.row_lane.eq(iss.row_lane + 1)]
             with m.If(iss.row_lane == p - 1):
                 m.d.sync += [iss.row_lane.eq(0), iss.row_word.eq(iss.row_word + 1)]
@@ -278,6 +322,7 @@ class TrainingSequencer(wiring.Component):
                     iss.row_lane.eq(0),
                     iss.row_word.eq(0),
                     iss.word.eq(0),
+                    iss.flat.eq(next_base),
                 ]
                 m.next = done
             with m.Else():
@@ -316,13 +361,14 @@ class TrainingSequencer(wiring.Component):
                         m.d.comb += iss.mac.eq(1 << l)
                         next_block(blocks[l])
                         with m.If(iss.last):
-                            next_row(layers[l], f"BWD_DRAIN{l}", f"BWD_HID{l}")
+                            next_row(layers[l], f"BWD_DRAIN{l}", f"BWD_HID{l}", base[l - 1])
                 with m.State(f"BWD_DRAIN{l}"):  # the MACs and the desire write of the last g
                     then = f"BWD_HID{l - 1}" if l > 1 else first_update
                     wait(self.backward, s.hid_drain, then)
 
             for l in range(n_layers):
                 done = f"UPD_ROW{l + 1}" if l + 1 < n_layers else "UPD_DONE"
+                upd_next = base[l + 1] if l + 1 < n_layers else base[-1]
                 with m.State(f"UPD_ROW{l}"):
                     count(self.update)
                     m.d.comb += [iss.read_row[l].eq(1), iss.read_word.eq(iss.row_word)]
@@ -340,7 +386,8 @@ class TrainingSequencer(wiring.Component):
                     m.d.comb += iss.load_row[l].eq(1)
                     with m.If(iss.row_silent[l]):  # acc = 0 for the whole row: nothing changes
                         m.d.sync += iss.word.eq(iss.word + blocks[l])
-                        next_row(layers[l], done, f"UPD_CHECK{l}")
+                        m.d.sync += iss.flat.eq(iss.flat + blocks[l])
+                        next_row(layers[l], done, f"UPD_CHECK{l}", upd_next)
                     with m.Else():
                         m.next = f"UPD_WAIT{l}" if s.row_wait else f"UPD_WORDS{l}"
                 if s.row_wait:
@@ -352,7 +399,7 @@ class TrainingSequencer(wiring.Component):
                         m.d.comb += iss.upd[l].eq(1)
                         next_block(blocks[l])
                         with m.If(iss.last):
-                            next_row(layers[l], done, f"UPD_ROW{l}")
+                            next_row(layers[l], done, f"UPD_ROW{l}", upd_next)
             with m.State("UPD_DONE"):  # until the write-back of the last word (is in memory)
                 if self._external:
                     count(self.update)

@@ -83,6 +83,8 @@ def _issued(ctx: SimulatorContext, dut: TrainingSequencer) -> tuple:
         return ("out", ctx.get(iss.block))
     if kind in ("mac", "upd"):
         word, block, last = ctx.get(iss.word), ctx.get(iss.block), ctx.get(iss.last)
+        flat = ctx.get(iss.flat)
+        assert flat == dut.flat_bases[layer] + word, f"flat word {flat} of {kind} {layer}, {word}"
         return (kind, layer, word, block, bool(last), row)
     if kind == "read_row":
         return ("read", layer, ctx.get(iss.read_word))
@@ -159,6 +161,8 @@ def test_init() -> None:
     assert len(dut.issue.mac) == 2 and len(dut.issue.row_index) == 10
     sig = IssueSignature.for_layers((784, 64, 10), 8)
     assert sig.members["word"].shape == range(784 * 8 + 1)
+    assert sig.members["flat"].shape == range(784 * 8 + 64 * 2 + 1)
+    assert dut.flat_bases == (0, 784 * 8) and sig.members["flat"].init == 784 * 8
     flows = {name: member.flow for name, member in sig.members.items()}
     assert flows.pop("row_silent") == In and set(flows.values()) == {Out}
 

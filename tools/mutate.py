@@ -278,9 +278,9 @@ MUTANTS: tuple[Mutant, ...] = (
     _m(
         "shared_pool",
         "update-base",
-        "core.u_addr.eq(layer_base(core, written) + learn.u_addr),",
-        "core.u_addr.eq(layer_base(core, read) + learn.u_addr),",
-        "the update's write-back placed by the layer being read, not written",
+        "core.u_addr.eq(learn.u_flat),",
+        "core.u_addr.eq(learn.w_flat),",
+        "the update's write-back at the flat address being read, not the one written",
         tests=("tests/test_rtl_accelerator.py",),
     ),
     _m(
@@ -662,6 +662,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "m.d.sync += iss.word.eq(iss.word + blocks[l])",
         "m.d.sync += iss.word.eq(iss.word + blocks[l] - 1)",
         "a skipped row advances the weight word one short",
+    ),
+    _m(
+        "training_sequencer",
+        "skip-flat",
+        "m.d.sync += iss.flat.eq(iss.flat + blocks[l])",
+        "m.d.sync += iss.flat.eq(iss.flat + blocks[l] - 1)",
+        "a skipped row advances the flat weight address (shared pool) one short",
+        tests=("tests/test_rtl_accelerator.py",),
     ),
     _m(
         "training_sequencer",

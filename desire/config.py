@@ -27,6 +27,7 @@ __all__ = [
     "LR_REGISTER_BITS",
     "MAX_LAYER_SIZE",
     "PRESETS",
+    "SPIKE_VECTORS",
     "WEIGHT_MEMORIES",
     "Config",
     "ConfigError",
@@ -268,6 +269,11 @@ ARCHITECTURES = ("per-layer", "shared")
 #: Where the weights live: ``on-chip`` block RAM, or ``external`` memory read through an
 #: AXI4 master (shared architecture; training writes the updates back through AXI too).
 WEIGHT_MEMORIES = ("on-chip", "external")
+#: Where the shared pool keeps the layers' input spike vectors: ``registers`` (every
+#: word readable at once) or ``memory`` (block RAM, double-buffered by time step: the
+#: 784-input vector of layer 0 and its copy would be 1,568 flip-flops, a third of an
+#: iCE40 UltraPlus).
+SPIKE_VECTORS = ("registers", "memory")
 #: AXI data widths of the external weight memory, bytes per beat.
 AXI_DATA_BYTES = (1, 2, 4, 8, 16, 32, 64)
 
@@ -283,7 +289,11 @@ class Hardware:
     read latency in cycles (address to first beat) the weight buffer is sized to hide
     (a longer one still works, with the bus idle part of the time); ``trace``: a debug
     output per layer with every fire pass's spikes and membranes (what the divergence
-    localiser of the testbenches compares with golden/, sim/localise.py)."""
+    localiser of the testbenches compares with golden/, sim/localise.py); ``weight_ports``:
+    2, the on-chip weight banks have a read and a write address, or 1, one address per
+    bank of 16K words (the iCE40 UltraPlus SPRAM's geometry, inference only);
+    ``spike_vectors``: where the shared pool keeps the spike vectors
+    (:data:`SPIKE_VECTORS`)."""
 
     lanes: int = 8
     training: bool = True
@@ -292,6 +302,8 @@ class Hardware:
     axi_bytes: int = 8
     axi_latency: int = 32
     trace: bool = False
+    weight_ports: int = 2
+    spike_vectors: str = "registers"
 
     def validate(self) -> None:
         _check(1 <= self.lanes <= 256, f"lanes must be in [1, 256], got {self.lanes}")
@@ -315,6 +327,23 @@ class Hardware:
             _check(
                 self.architecture == "shared",
                 "weights = external needs architecture = shared (one reader for all layers)",
+            )
+        _check(self.weight_ports in (1, 2), f"weight_ports must be 1 or 2, got {self.weight_ports}")
+        if self.weight_ports == 1:
+            _check(
+                not self.training and self.weights == "on-chip",
+                "weight_ports = 1 needs training = false and weights = on-chip (the update "
+                "unit reads and writes the weights in the same cycle)",
+            )
+        _check(
+            self.spike_vectors in SPIKE_VECTORS,
+            f"spike_vectors must be one of {', '.join(SPIKE_VECTORS)}, got {self.spike_vectors!r}",
+        )
+        if self.spike_vectors == "memory":
+            _check(
+                self.architecture == "shared" and not self.training and self.weights == "on-chip",
+                "spike_vectors = memory needs architecture = shared, weights = on-chip and "
+                "training = false (one scanner reads the vectors)",
             )
 
     def lanes_for(self, n_linear: int) -> int:

@@ -204,7 +204,8 @@ class Accelerator(wiring.Component):
             seq.encoder_busy.eq(enc.busy),
         ]
         if self._shared:
-            producers, vectors = spike_paths(m, enc, cores[0], seq, self._lanes)
+            memory = self._cfg.hardware.spike_vectors == "memory"
+            producers, vectors = spike_paths(m, enc, cores[0], seq, self._lanes, memory=memory)
             core = cores[0]
             m.d.comb += [core.threshold[l].eq(thr) for l, thr in enumerate(host.threshold)]
             taken = core.events.valid & core.events.ready

@@ -39,6 +39,16 @@ Verilator's C++ with ``--public-flat-rw`` 13.8 -> 7.5 MB, compiled in 93 -> 50
 CPU seconds with ``--output-split-cfuncs 1000`` (without it, gcc spends minutes
 on each of the 8,000-line functions Verilator makes by default, before and
 after); with ``--no-public-flat-rw`` 6.4 -> 3.9 MB.
+
+Single-ported banks (``single_port``: ``hardware.weight_ports = 1``). The iCE40
+UltraPlus's 1 Mbit of weight storage is four SPRAMs, each one port of 16K x 16 bits
+with one address for reads and writes. A bank then has one address register, loaded
+from the write address in a cycle with a write to the bank and from the read address
+otherwise, and the bank does not read while it writes (the SPRAM's data output holds,
+yosys' ``rdwr no_change``); the bank carries ``ram_style = "huge"``, which asks yosys'
+``memory_libmap`` for an SPRAM. The cost: a read presented in the cycle of a write to
+its lane's bank returns stale data (the neuron core writes weights only while idle,
+when nothing reads them but the host).
 """
 
 from __future__ import annotations
@@ -51,7 +61,11 @@ from amaranth.utils import ceil_log2
 from rtl import check_int, index_shape
 from rtl.pipeline import KEEP, delay
 
-__all__ = ["BankedMemory"]
+__all__ = ["SPRAM_WORDS", "BankedMemory"]
+
+#: Words of 16 bits in one iCE40 UltraPlus SPRAM (SB_SPRAM256KA): a single-ported bank's
+#: depth.
+SPRAM_WORDS = 16384
 
 
 def _register(m: Module, value: Value, name: str, *, keep: bool = False) -> Signal:
@@ -78,6 +92,9 @@ class BankedMemory(wiring.Component):
     wdata : In(ArrayLayout(shape, lanes))
     wen : In(lanes)
         Per-lane write enables.
+
+    ``single_port``: one address per bank (module docstring); a read in a cycle with a
+    write to its lane is stale.
     """
 
     #: Cycles from ``raddr`` to ``rdata``: lane and bank address registers, block RAM,
@@ -92,6 +109,7 @@ class BankedMemory(wiring.Component):
         *,
         bank_words: int = 1024,
         init: list | None = None,
+        single_port: bool = False,
     ) -> None:
         self._shape = shape
         self._depth = check_int("depth", depth, 1)
@@ -100,6 +118,7 @@ class BankedMemory(wiring.Component):
         if bank_words & (bank_words - 1):
             raise ValueError(f"bank_words must be a power of two, not {bank_words}")
         self._bank_words = min(bank_words, 1 << ceil_log2(max(depth, 2)))
+        self._single_port = single_port
         self._init = list(init or [])
         if len(self._init) > depth:
             raise ValueError(f"{len(self._init)} initial words for a depth of {depth}")
@@ -144,24 +163,33 @@ class BankedMemory(wiring.Component):
             for b in range(n_banks):
                 size = min(bw, self._depth - b * bw)
                 words = max(size, 2)
-                wa = Signal(range(words), name=f"waddr{j}_{b}", attrs=KEEP, reset_less=True)
                 wd = Signal(self._shape, name=f"wdata{j}_{b}", reset_less=True)
                 we = Signal(name=f"wen{j}_{b}")
-                ra = Signal(range(words), name=f"raddr{j}_{b}", attrs=KEEP, reset_less=True)
                 word = Signal(self._shape, name=f"word{j}_{b}")  # the block RAM's read data
+                attrs = {"ram_style": "huge"} if self._single_port else None
                 bank = MemoryInstance(
                     data=MemoryData(
                         shape=self._shape, depth=words, init=lane_init[b * bw : b * bw + size]
-                    )
+                    ),
+                    attrs=attrs,
                 )
+                wa = Signal(range(words), name=f"waddr{j}_{b}", attrs=KEEP, reset_less=True)
+                ra = wa  # single-ported: one address register for both
+                if not self._single_port:
+                    ra = Signal(range(words), name=f"raddr{j}_{b}", attrs=KEEP, reset_less=True)
                 bank.write_port(domain="sync", addr=wa, data=wd, en=we)
-                bank.read_port(domain="sync", addr=ra, data=word, en=Const(1), transparent_for=())
+                r_en = ~we if self._single_port else Const(1)
+                bank.read_port(domain="sync", addr=ra, data=word, en=r_en, transparent_for=())
                 m.submodules[f"lane{j}_bank{b}"] = bank
                 m.d.sync += we.eq(w_hit[b])
                 with m.If(w_hit[b]):
                     m.d.sync += [wa.eq(waddr[:low]), wd.eq(wdata)]
-                with m.If(r_hit[b]):
-                    m.d.sync += ra.eq(raddr[:low])
+                if self._single_port:
+                    with m.Elif(r_hit[b]):
+                        m.d.sync += ra.eq(raddr[:low])
+                else:
+                    with m.If(r_hit[b]):
+                        m.d.sync += ra.eq(raddr[:low])
                 q = Signal(self._shape, name=f"rdata{j}_{b}", reset_less=True)
                 m.d.sync += q.eq(Mux(r_sel[b], word, 0))
                 merged = q if merged is None else merged | q

@@ -64,6 +64,7 @@ from rtl.synth import (
     SynthError,
     cell_resources,
     check_fit,
+    drop_zero_meminit_rtlil,
     parse_nextpnr_report,
     router_divergence,
     run_tool,
@@ -526,9 +527,12 @@ def build(
     (out / board.bitstream).unlink(missing_ok=True)
     # the config the board was built for: what ``desire.host --config`` needs
     atomic_write_text(out / "config.json", cfg.to_json() + "\n")
+    dropped = 0
     for name, text in plan.files.items():
         if name.startswith("build_") or name.endswith((".debug.v", ".ys")):
             continue  # the platform's scripts: this module runs the tools (synth.ys)
+        if name == f"{NAME}.il":
+            text, dropped = drop_zero_meminit_rtlil(text)
         _write_text(out / name, text)
     times["elaborate_s"] = time.monotonic() - t0
     clk_hz = board.clk_hz
@@ -556,6 +560,7 @@ def build(
         "seed": seed,
         **_git(),
         "rtlil_sha256": _sha256(out / f"{NAME}.il"),
+        "zero_memory_inits_dropped": dropped,
     }
     if board.pll_hz is not None:
         pll = ecp5_pll(board.osc_hz, board.pll_hz)

@@ -73,7 +73,7 @@ from amaranth.lib.wiring import In, Out
 from desire.config import Config
 from golden.fixed import constants, signed_range
 from rtl import check_int, index_shape
-from rtl.banked_memory import BankedMemory
+from rtl.banked_memory import SPRAM_WORDS, BankedMemory
 from rtl.pipeline import delay
 
 __all__ = ["NeuronCore", "weight_rows"]
@@ -195,6 +195,11 @@ class NeuronCore(wiring.Component):
         ``u_addr``, while idle. Its own address, so that the update can read word
         ``k + 1`` while it writes word ``k``; takes precedence over ``w_we``.
 
+    ``single_port`` (``hardware.weight_ports = 1``): the weight banks are single-ported,
+    16K words deep (:class:`~rtl.banked_memory.BankedMemory`, the iCE40 UltraPlus's
+    SPRAMs); a read in the cycle of a write is stale, which only the host's read-back
+    of a word it is writing could see.
+
     With ``buffer_words`` (weights in external memory, tagged cores only) the core has
     no weight memory and none of the ``w_*`` / ``u_*`` ports; instead:
 
@@ -229,8 +234,10 @@ class NeuronCore(wiring.Component):
         decay_shift: int,
         weights: np.ndarray | Sequence[np.ndarray] | None = None,
         buffer_words: int | None = None,
+        single_port: bool = False,
     ) -> None:
         self._tagged = layers is not None
+        self._single_port = single_port
         if not self._tagged:
             self._layers = ((check_int("n_in", n_in, 1), check_int("n_out", n_out, 1)),)
         elif n_in is not None or n_out is not None:
@@ -312,6 +319,7 @@ class NeuronCore(wiring.Component):
             membrane_bits=c.membrane_bits,
             decay_shift=c.decay_shift,
             weights=weights,
+            single_port=cfg.hardware.weight_ports == 1,
         )
 
     @classmethod
@@ -333,6 +341,7 @@ class NeuronCore(wiring.Component):
             decay_shift=c.decay_shift,
             weights=weights,
             buffer_words=buffer_words,
+            single_port=cfg.hardware.weight_ports == 1,
         )
 
     def _checked_weights(self, weights: np.ndarray | Sequence[np.ndarray]) -> list[list[int]]:
@@ -638,7 +647,11 @@ class NeuronCore(wiring.Component):
             m.d.comb += self.w_stream.ready.eq(issuing)
             return delay(m, self.w_stream.payload, self.READ_LATENCY, "w_ext")
         m.submodules.weights = wmem = BankedMemory(
-            signed(self._weight_bits), max(self.depth, 2), p, init=self._init
+            signed(self._weight_bits),
+            max(self.depth, 2),
+            p,
+            init=self._init,
+            **({"bank_words": SPRAM_WORDS, "single_port": True} if self._single_port else {}),
         )
         m.d.comb += [
             wmem.raddr.eq(Mux(issuing, acc_addr, self.w_word)),

@@ -32,8 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from desire.config import Config
@@ -105,43 +106,27 @@ class Producer:
 
 
 def spike_paths(
-    m: Module, enc: Encoder, core: NeuronCore, seq: Sequencer, lanes: int
-) -> tuple[list[Producer], Value]:
-    """Spike vectors, their copies and the step scanner into ``core``; returns the
-    producer of every neuron layer (input, hidden ..., output) and the copies as the
-    scanner reads them (for a prefetching scanner: :func:`external_weights`).
-
-    Layer ``l > 0``'s vector starts a sample at 0 (no spikes at ``t = 0``); the
-    encoder writes all of its vector in phase 0. The clear comes one cycle after
-    ``sample_start``, from a register: ``sample_start`` is the pixel handshake's logic,
-    and its net to the vectors' resets was a critical path at -6. One cycle late is the
-    same: those vectors are written only by fire passes (phases 1 .. T) and read only
-    through the copies that the scans of phases 1 .. T start on; the copy of phase 0's
-    launch (the cycle of the clear at the earliest) is never scanned.
-    """
+    m: Module, enc: Encoder, core: NeuronCore, seq: Sequencer, lanes: int, *, memory: bool = False
+) -> tuple[list[Producer], Value | None]:
+    """Spike vectors and the step scanner into ``core``; returns the producer of every
+    neuron layer (input, hidden ..., output) and the vectors as the scanner reads them
+    (for a prefetching scanner: :func:`external_weights`; None with ``memory``, whose
+    vectors are in block RAM: :func:`_vector_memories`)."""
     n_layers = len(core.layers)
     producers = [Producer(enc.spk_valid, enc.spk_word, enc.spk_bits)] + [
         Producer(core.out_valid & (core.out_layer == l), core.out_block, core.out_spikes)
         for l in range(n_layers)
     ]
-    m.submodules.scanner = scan = StepScanner([n_in for n_in, _ in core.layers], lanes)
-    copies = []
-    clear = delay(m, seq.sample_start, 1, "spikes_clear")
-    for l, (producer, words) in enumerate(zip(producers[:-1], scan.layer_words, strict=True)):
-        vector = Signal(words * lanes, name=f"spikes{l}")
-        copy = Signal(words * lanes, name=f"spikes{l}_scan")
-        with m.If(producer.valid):
-            m.d.sync += vector.word_select(producer.word, lanes).eq(producer.bits)
-        if l > 0:
-            with m.If(clear):
-                m.d.sync += vector.eq(0)
-        with m.If(seq.launch):
-            m.d.sync += copy.eq(vector)
-        copies.append(copy)
-
+    inputs = [n_in for n_in, _ in core.layers]
+    m.submodules.scanner = scan = StepScanner(inputs, lanes, memory=memory)
+    vectors = None
+    if memory:
+        _vector_memories(m, producers[:-1], scan, seq)
+    else:
+        vectors = _vector_registers(m, producers[:-1], scan, seq, lanes)
+        m.d.comb += scan.vectors.eq(vectors)
     ops = scan.ops
     m.d.comb += [
-        scan.vectors.eq(Cat(*copies)),
         scan.start.eq(seq.scan),
         seq.scan_done[0].eq(scan.done),
         seq.core_idle[0].eq(core.idle),
@@ -153,7 +138,72 @@ def spike_paths(
         core.fire_layer.eq(ops.payload.layer),
         ops.ready.eq(Mux(ops.payload.fire, core.fire_ready, core.events.ready)),
     ]
-    return producers, scan.vectors
+    return producers, vectors
+
+
+def _vector_registers(
+    m: Module, producers: Sequence[Producer], scan: StepScanner, seq: Sequencer, lanes: int
+) -> Value:
+    """The layers' input vectors in registers, each copied at the phase's ``launch``, so
+    that a layer reads the spikes of the step before (the spec's one-step delay between
+    layers) while its producer writes the current step's; returns the copies.
+
+    Layer ``l > 0``'s vector starts a sample at 0 (no spikes at ``t = 0``); the
+    encoder writes all of its vector in phase 0. The clear comes one cycle after
+    ``sample_start``, from a register: ``sample_start`` is the pixel handshake's logic,
+    and its net to the vectors' resets was a critical path at -6. One cycle late is the
+    same: those vectors are written only by fire passes (phases 1 .. T) and read only
+    through the copies that the scans of phases 1 .. T start on; the copy of phase 0's
+    launch (the cycle of the clear at the earliest) is never scanned.
+    """
+    copies = []
+    clear = delay(m, seq.sample_start, 1, "spikes_clear")
+    for l, (producer, words) in enumerate(zip(producers, scan.layer_words, strict=True)):
+        vector = Signal(words * lanes, name=f"spikes{l}")
+        copy = Signal(words * lanes, name=f"spikes{l}_scan")
+        with m.If(producer.valid):
+            m.d.sync += vector.word_select(producer.word, lanes).eq(producer.bits)
+        if l > 0:
+            with m.If(clear):
+                m.d.sync += vector.eq(0)
+        with m.If(seq.launch):
+            m.d.sync += copy.eq(vector)
+        copies.append(copy)
+    return Cat(*copies)
+
+
+def _vector_memories(
+    m: Module, producers: Sequence[Producer], scan: StepScanner, seq: Sequencer
+) -> None:
+    """The layers' input vectors in block RAM (``hardware.spike_vectors = "memory"``), one
+    memory per layer in two banks: in phase ``s`` the producers write bank ``s mod 2``
+    and the scanner reads the other, the step before (what a copy at ``launch`` holds).
+
+    Every producer writes all of its words in each phase it runs (the encoder in
+    phases 0 .. T-1, a fire pass in 1 .. T), so a bank holds one whole step; only a
+    hidden layer's reads in phase 1 find the previous sample's spikes there (its
+    vector's step 0 is all zeros, never written) and are zeroed.
+    """
+    bank = seq.phase[0]
+    word = Signal.like(scan.read_word, name="vector_word")  # the scanner's word counter
+    m.d.sync += word.eq(scan.read_word)
+    base = 0
+    for l, (producer, words) in enumerate(zip(producers, scan.layer_words, strict=True)):
+        depth = 1 << max(words - 1, 1).bit_length()  # a bank: the words rounded up to 2^k
+        mem = Memory(shape=unsigned(scan.width), depth=2 * depth, init=[])
+        m.submodules[f"spikes{l}"] = mem
+        wr, rd = mem.write_port(), mem.read_port(transparent_for=())
+        local = (scan.read_word - base)[: (depth - 1).bit_length()]
+        m.d.comb += [
+            wr.addr.eq(Cat(producer.word[: (depth - 1).bit_length()], bank)),
+            wr.data.eq(producer.bits),
+            wr.en.eq(producer.valid),
+            rd.addr.eq(Cat(local, ~bank)),
+        ]
+        data_l = rd.data if l == 0 else Mux(seq.phase == 1, 0, rd.data)
+        with m.If((word >= base) & (word < base + words)):
+            m.d.comb += scan.read_data.eq(data_l)
+        base += words
 
 
 def layer_base(core: NeuronCore, select: Sequence[Value]) -> Value:

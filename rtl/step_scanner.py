@@ -15,6 +15,11 @@ It scans like :class:`rtl.spike_scanner.SpikeScanner`: one ``width``-bit word at
 time, a silent word skipped in one cycle while the core is still busy with the
 previous operation; a layer's fire operation is one more item after its words.
 :func:`rtl.cycle_model.shared_cycle_model` copies the handshake register by register.
+
+With ``memory`` the vectors live in block RAM outside the scanner (``hardware.spike_vectors
+= "memory"``): instead of ``vectors`` it names the word it needs in the next cycle
+(``read_word``, the next value of its word counter) and takes it a cycle later on
+``read_data``, as a synchronous read port delivers it; the scan is cycle for cycle the same.
 """
 
 from __future__ import annotations
@@ -58,17 +63,31 @@ class StepScanner(wiring.Component):
         from an output register.
     done : Out(1)
         Every operation was taken (also high after reset, low the cycle after ``start``).
+
+    With ``memory``, instead of ``vectors``:
+
+    read_word : Out(range(sum_l words_l + 1))
+        The word of the vectors (numbered as in ``vectors``) to read for the next cycle.
+    read_data : In(width)
+        That word, one cycle after ``read_word`` named it.
     """
 
-    def __init__(self, inputs: Sequence[int], width: int) -> None:
+    def __init__(self, inputs: Sequence[int], width: int, *, memory: bool = False) -> None:
         if isinstance(inputs, str | bytes) or not isinstance(inputs, Sequence) or not inputs:
             raise TypeError(f"inputs must be a non-empty sequence of layer sizes, not {inputs!r}")
         self._inputs = tuple(check_int(f"inputs[{l}]", n, 1) for l, n in enumerate(inputs))
         self._width = check_int("width", width, 1)
         self._words = tuple(-(-n // width) for n in self._inputs)
+        self._memory = memory
+        n_words = sum(self._words)
+        source = (
+            {"read_word": Out(index_shape(n_words + 1)), "read_data": In(width)}
+            if memory
+            else {"vectors": In(n_words * width)}
+        )
         super().__init__(
             {
-                "vectors": In(sum(self._words) * width),
+                **source,
                 "start": In(1),
                 "ops": Out(stream.Signature(op_layout(max(self._inputs), len(self._inputs)))),
                 "done": Out(1),
@@ -82,6 +101,11 @@ class StepScanner(wiring.Component):
     @property
     def width(self) -> int:
         return self._width
+
+    @property
+    def memory(self) -> bool:
+        """The vectors come from a read port (``read_word``, ``read_data``)."""
+        return self._memory
 
     @property
     def layer_words(self) -> tuple[int, ...]:
@@ -112,6 +136,14 @@ class StepScanner(wiring.Component):
         # beside ``ptr`` (+1 per word item loaded) rather than looked up from it, so that
         # the ``n_words``:1 multiplexer's select comes straight from a register
         word = Signal(index_shape(n_words + 1))
+        word_next = Signal.like(word)  # what ``word`` holds in the next cycle
+        m.d.comb += word_next.eq(word)
+        m.d.sync += word.eq(word_next)
+        if self._memory:
+            m.d.comb += self.read_word.eq(word_next)
+            loaded = self.read_data
+        else:
+            loaded = self.vectors.word_select(word, w)
         mask = Signal(w)  # bits of the loaded word not yet sent
         fire = Signal()  # the loaded item is a fire operation, not yet sent
         layer = Signal(index_shape(len(self._words)))
@@ -134,16 +166,17 @@ class StepScanner(wiring.Component):
         rest_fire = fire & ~take  # a fire item has no bits (mask 0): it goes out when taken
         with m.If((rest_mask == 0) & ~rest_fire & (ptr != n_items)):
             m.d.sync += [
-                mask.eq(Mux(item_fire[ptr], 0, self.vectors.word_select(word, w))),
+                mask.eq(Mux(item_fire[ptr], 0, loaded)),
                 fire.eq(item_fire[ptr]),
                 layer.eq(item_layer[ptr]),
                 local.eq(item_local[ptr]),
                 ptr.eq(ptr + 1),
-                word.eq(word + ~item_fire[ptr]),
             ]
+            m.d.comb += word_next.eq(word + ~item_fire[ptr])
         with m.Else():
             m.d.sync += [mask.eq(rest_mask), fire.eq(rest_fire)]
         with m.If(self.start):
-            m.d.sync += [ptr.eq(0), word.eq(0), mask.eq(0), fire.eq(0), ops.valid.eq(0)]
+            m.d.sync += [ptr.eq(0), mask.eq(0), fire.eq(0), ops.valid.eq(0)]
+            m.d.comb += word_next.eq(0)
         m.d.comb += self.done.eq((ptr == n_items) & (mask == 0) & ~fire & ~ops.valid)
         return m

@@ -55,6 +55,7 @@ __all__ = [
     "SynthError",
     "check_fit",
     "check_speed",
+    "drop_zero_meminit_rtlil",
     "drop_zero_memory_init",
     "io_wrapper",
     "main",
@@ -349,6 +350,42 @@ def drop_zero_memory_init(verilog: str) -> tuple[str, int]:
             out.extend(block)
             block = None
     out.extend(block or [])
+    return "".join(out), dropped
+
+
+_ZERO_MEMINIT_DATA = re.compile(r"^\s+connect \\DATA \d+'0+$")
+
+
+def drop_zero_meminit_rtlil(rtlil: str) -> tuple[str, int]:
+    """``rtlil`` without the ``$meminit_v2`` cells that only set memory words to 0 (and the
+    attributes before them); and their count: :func:`drop_zero_memory_init` for the
+    boards' RTLIL.
+
+    Why here too: an SPRAM cannot be initialised, so yosys finds "no valid mapping" for a
+    single-ported weight bank that carries Amaranth's all-zero initialiser. The weights
+    are loaded over the host link before any image (an SPRAM's power-up content is
+    undefined, where block RAM powers up as 0)."""
+    out: list[str] = []
+    pending: list[str] = []  # attribute lines: they belong to the next cell or wire
+    block: list[str] | None = None
+    dropped = 0
+    for line in rtlil.splitlines(keepends=True):
+        if block is not None:
+            block.append(line)
+            if line.rstrip() == "  end":
+                if any(_ZERO_MEMINIT_DATA.match(ln.rstrip()) for ln in block):
+                    dropped += 1
+                else:
+                    out.extend(pending + block)
+                pending, block = [], None
+        elif line.startswith("  attribute "):
+            pending.append(line)
+        elif line.startswith("  cell $meminit_v2 "):
+            block = [line]
+        else:
+            out.extend([*pending, line])
+            pending = []
+    out.extend(pending + (block or []))
     return "".join(out), dropped
 
 

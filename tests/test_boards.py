@@ -119,11 +119,13 @@ def test_ulx3s_default_config() -> None:
 
 
 def test_icebreaker_top() -> None:
-    """The iCEBreaker's own config (64-16-10, inference only) elaborated whole."""
+    """The iCEBreaker's own config (784-64-10 inference on a shared pool of 4 lanes, the
+    weights in single-ported banks for the SPRAMs) elaborated whole."""
     board = BOARDS["icebreaker"]
     cfg = board.config()
-    assert cfg.network.layers == (64, 16, 10)
+    assert cfg.network.layers == (784, 64, 10)
     assert not cfg.hardware.training
+    assert (cfg.hardware.weight_ports, cfg.hardware.spike_vectors) == (1, "memory")
     plan = prepare(board, cfg, debug_verilog=True)
     pins = dict(re.findall(r"set_io (\w+) (\w+)", plan.files["top.pcf"]))
     assert pins == {
@@ -137,6 +139,8 @@ def test_icebreaker_top() -> None:
         "led_3__io": "27",
     }
     assert "EHXPLLL" not in plan.files["top.il"]
+    # one weight bank per lane, each asking yosys for an SPRAM
+    assert plan.files["top.il"].count('attribute \\ram_style "huge"') == cfg.hardware.lanes
     verilog = plan.files["top.debug.v"]
     assert re.search(r"SB_IO\s+#\(", verilog)
     header = re.search(r"module top\((.*?)\);", verilog, re.S)

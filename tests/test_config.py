@@ -39,6 +39,13 @@ def test_toml_and_json_round_trip(tmp_path: Path) -> None:
         ({"hardware": {"lanes": True}}, "hardware.lanes must be an int"),
         ({"hardware": {"lanes": 0}}, "lanes must be in"),
         ({"hardware": {"pipes": 2}}, "unknown keys in"),
+        ({"hardware": {"weight_ports": 3}}, "weight_ports must be 1 or 2"),
+        ({"hardware": {"weight_ports": 1}}, "weight_ports = 1 needs training = false"),
+        ({"hardware": {"spike_vectors": "fifo"}}, "spike_vectors must be one of"),
+        (
+            {"hardware": {"spike_vectors": "memory", "training": False}},
+            "spike_vectors = memory needs architecture = shared",
+        ),
         ({"layers": [1, 2]}, "unknown config sections"),
     ],
 )

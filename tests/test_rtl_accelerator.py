@@ -20,9 +20,15 @@ DEEP = load_config().replace(network={"layers": (9, 5, 7, 3), "tsteps": 8}, hard
 ONE_BLOCK = SMALL.replace(network={"layers": (12, 6, 3)})
 #: hardware.architecture, each of which every end-to-end test below runs on.
 ARCHS = ["per-layer", "shared"]
+#: ... and the inference tests also on the iCE40 UltraPlus's layout: the shared pool with
+#: single-ported (SPRAM) weight banks and the spike vectors in block RAM.
+INFERENCE_ARCHS = [*ARCHS, "compact"]
 
 
 def _arch(cfg: Config, arch: str) -> Config:
+    if arch == "compact":
+        compact = {"weight_ports": 1, "spike_vectors": "memory", "training": False}
+        return cfg.replace(hardware={"architecture": "shared", **compact})
     return cfg.replace(hardware={"architecture": arch})
 
 
@@ -98,7 +104,7 @@ def _check_against_golden(net: GoldenNet, dut: Accelerator, images: np.ndarray) 
     return got
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", INFERENCE_ARCHS)
 @pytest.mark.parametrize("cfg", [SMALL, DEEP], ids=["small", "deep"])
 def test_sim_counts_match_golden(cfg: Config, arch: str) -> None:
     cfg = _arch(cfg, arch)
@@ -117,7 +123,7 @@ def test_sim_counts_match_golden(cfg: Config, arch: str) -> None:
         assert cycle_model(cfg, rec.input_spikes[:, k], spikes).cycles == g[3], f"sample {k}"
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("arch", INFERENCE_ARCHS)
 def test_sim_bus_weights_thresholds_and_misuse(arch: str) -> None:
     cfg = _arch(SMALL, arch)
     net = GoldenNet.init_random(cfg, seed=9)

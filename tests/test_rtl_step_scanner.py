@@ -31,13 +31,21 @@ def _pack(dut: StepScanner, vectors: list[int]) -> int:
 
 
 def _scan(dut: StepScanner, steps: list[list[int]], ready_p: float, seed: int) -> list[list[Op]]:
-    """Scan each step's vectors with ``ready`` high with probability ``ready_p``."""
+    """Scan each step's vectors with ``ready`` high with probability ``ready_p``; a scanner
+    built with ``memory`` reads them from a model of a synchronous read port."""
     got: list[list[Op]] = []
+    packed = [0]  # the vectors the read port model serves
+
+    async def read_port(ctx: SimulatorContext) -> None:
+        async for _, _, word in ctx.tick().sample(dut.read_word):
+            ctx.set(dut.read_data, packed[0] >> (word * dut.width) & ((1 << dut.width) - 1))
 
     async def testbench(ctx: SimulatorContext) -> None:
         rng = random.Random(seed)
         for vectors in steps:
-            ctx.set(dut.vectors, _pack(dut, vectors))
+            packed[0] = _pack(dut, vectors)
+            if not dut.memory:
+                ctx.set(dut.vectors, packed[0])
             ctx.set(dut.start, 1)
             await ctx.tick()
             ctx.set(dut.start, 0)
@@ -58,6 +66,8 @@ def _scan(dut: StepScanner, steps: list[list[int]], ready_p: float, seed: int) -
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(testbench)
+    if dut.memory:
+        sim.add_process(read_port)
     sim.run()
     return got
 
@@ -66,9 +76,12 @@ def _scan(dut: StepScanner, steps: list[list[int]], ready_p: float, seed: int) -
     ("inputs", "width"), [([1], 1), ([5], 4), ([12, 7, 3], 4), ([9, 16, 2], 8), ([20, 6], 3)]
 )
 @pytest.mark.parametrize("ready_p", [1.0, 0.4])
-def test_every_spike_once_in_order_then_the_fire(inputs: list[int], width: int, ready_p: float):
+@pytest.mark.parametrize("memory", [False, True], ids=["registers", "memory"])
+def test_every_spike_once_in_order_then_the_fire(
+    inputs: list[int], width: int, ready_p: float, memory: bool
+):
     rng = random.Random(sum(inputs) * 31 + width)
-    dut = StepScanner(inputs, width)
+    dut = StepScanner(inputs, width, memory=memory)
     steps = [[0] * len(inputs), [(1 << n) - 1 for n in inputs], [1 << (n - 1) for n in inputs]]
     steps += [[rng.getrandbits(n) for n in inputs] for _ in range(4)]
     steps += [[rng.getrandbits(n) & rng.getrandbits(n) for n in inputs] for _ in range(3)]

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 
 from desire.config import Config, load_config
+from golden.fixed import constants
 from rtl import synth
+from rtl.banked_memory import SPRAM_WORDS
 from rtl.synth import (
     DEVICES,
     TABLE_HEADER,
@@ -28,6 +30,7 @@ from rtl.synth import (
     cell_resources,
     check_fit,
     check_speed,
+    drop_zero_meminit_rtlil,
     drop_zero_memory_init,
     io_wrapper,
     main,
@@ -148,6 +151,25 @@ def test_drop_zero_memory_init_keeps_nonzero_blocks() -> None:
     out, dropped = drop_zero_memory_init(text)
     assert dropped == 1
     assert out == "module m;\n" + data + other + "  initial y = 1'h0;\nendmodule\n"
+
+
+def test_drop_zero_meminit_rtlil_keeps_nonzero_cells() -> None:
+    """The boards' RTLIL loses its all-zero ``$meminit_v2`` cells (and their attributes),
+    not one with a non-zero word, nor any other cell."""
+
+    def meminit(name: str, data: str, attr: bool) -> str:
+        head = f'  attribute \\src "x.py:{name}"\n' if attr else ""
+        return (
+            f"{head}  cell $meminit_v2 ${name}\n    parameter \\WORDS 4\n"
+            f"    connect \\ADDR {{  }}\n    connect \\DATA {data}\n  end\n"
+        )
+
+    zero, kept = meminit("1", "64'" + "0" * 64, True), meminit("2", "8'00000001", False)
+    other = '  attribute \\src "y.py:3"\n  cell $not $3\n    connect \\A 1\'0\n  end\n'
+    text = "module \\top\n" + zero + kept + other + meminit("4", "4'0000", False) + "end\n"
+    out, dropped = drop_zero_meminit_rtlil(text)
+    assert dropped == 2
+    assert out == "module \\top\n" + kept + other + "end\n"
 
 
 def test_yosys_cells_and_resources() -> None:
@@ -330,8 +352,11 @@ def test_cli_reruns_into_its_own_folder(
 
 def test_ice40_config_is_valid() -> None:
     cfg = load_config(ROOT / "configs" / "ice40_up5k.toml")
-    assert cfg.network.layers == (64, 16, 10) and cfg.hardware.lanes == 2
+    assert cfg.network.layers == (784, 64, 10) and cfg.hardware.lanes == 4
     assert not cfg.hardware.training, "the learning units do not fit the UP5K"
+    c = constants(cfg)
+    words = sum(c.layers[l] * -(-c.layers[l + 1] // 4) for l in range(c.n_linear))
+    assert words <= SPRAM_WORDS and c.weight_bits == 16, "one SPRAM per lane"
 
 
 @pytest.mark.slow

@@ -161,6 +161,30 @@ def test_single_block_icarus(seed: int) -> None:
     _check(results, coverage=False)  # Icarus only, two builds: the corner of index widths
 
 
+#: The iCEBreaker's layout (configs/ice40_up5k.toml) at a size Icarus runs in seconds: the
+#: shared pool with single-ported weight banks and the spike vectors in block RAM,
+#: inference only.
+COMPACT = SMALL_EXTERNAL.replace(
+    hardware={
+        "weights": "on-chip",
+        "lanes": 4,
+        "training": False,
+        "weight_ports": 1,
+        "spike_vectors": "memory",
+    }
+)
+
+
+def test_compact_icarus(seed: int) -> None:
+    """COMPACT's top on Icarus (X-propagating: a read of a bank before its data, or of the
+    vector bank not yet written, would show): random nets, thresholds and images, the
+    all-zero and all-full corners and bus misuse, every result against golden (the
+    Fashion-MNIST test needs 784 inputs and skips)."""
+    _needs("icarus")
+    result = run("accelerator", "icarus", COMPACT, seed=seed)
+    _check([result], coverage=False)  # inference only: the training points are not reached
+
+
 #: Lint configs: the default, and the fmnist-1000 structure (three weight layers, 16 lanes)
 #: at a size that converts in seconds (the full preset's 98 000-word memory takes minutes).
 LINT_CONFIGS = {
@@ -168,6 +192,7 @@ LINT_CONFIGS = {
     "three-layers": load_config(preset="fmnist-1000").replace(
         network={"layers": (100, 40, 20, 10)}, hardware={"lanes": 16}
     ),
+    "ice40_up5k": load_config(Path(__file__).resolve().parents[1] / "configs" / "ice40_up5k.toml"),
 }
 
 

@@ -18,6 +18,7 @@ float test accuracy, beside each part's block RAM.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 from report import emit  # bench/ is on sys.path when a script here runs
 
 from desire.atomic import atomic_write
-from desire.config import Config
+from desire.config import Config, load_config
 from desire.datasets import load_dataset
 from golden import GoldenNet
 from golden.export import load_export
@@ -35,15 +36,17 @@ from rtl.cycle_model import cycle_model
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-#: target -> (synthesis device key, on-chip weight RAM of the part in Kbit, shipped model):
-#: the largest 784-H-10 whose synthesis with the training units fits the part
-#: (bench/results/targets_synth.json; the iCE40's would need its SPRAM, not supported yet)
-TARGETS: dict[str, tuple[str | None, float | None, str]] = {
-    "iCE40UP5K (SPRAM)": ("up5k", 4 * 256, "fmnist-784-64-10"),
-    "ECP5-25F": ("25f", 56 * 18, "fmnist-784-32-10"),
-    "ECP5-45F": ("45f", 108 * 18, "fmnist-784-112-10"),
-    "ECP5-85F": ("85f", 208 * 18, "fmnist-784-240-10"),
-    "external memory (AXI)": (None, None, "fmnist-784-256-10"),
+#: target -> (synthesis device key, on-chip weight RAM of the part in Kbit, shipped model,
+#: hardware config or None): the largest 784-H-10 whose synthesis fits the part
+#: (bench/results/targets_synth.json): with the default hardware (8 lanes per layer, the
+#: training units) on the ECP5s; on the UP5K with its board's (configs/ice40_up5k.toml:
+#: inference on a pool of 4 lanes, one SPRAM of 16K words per lane, which 784-80-10 fills)
+TARGETS: dict[str, tuple[str | None, float | None, str, str | None]] = {
+    "iCE40UP5K (SPRAM)": ("up5k", 4 * 256, "fmnist-784-80-10", "configs/ice40_up5k.toml"),
+    "ECP5-25F": ("25f", 56 * 18, "fmnist-784-32-10", None),
+    "ECP5-45F": ("45f", 108 * 18, "fmnist-784-112-10", None),
+    "ECP5-85F": ("85f", 208 * 18, "fmnist-784-240-10", None),
+    "external memory (AXI)": (None, None, "fmnist-784-256-10", None),
 }
 
 
@@ -64,18 +67,22 @@ def mean_cycles(cfg: Config, weights: list[np.ndarray], images: int) -> float:
     return float(np.mean(cycles))
 
 
-def _synth(device: str | None, layers: list[int], weight_bits: int) -> dict[str, Any] | None:
-    """The synthesis record of ``layers`` on ``device``: the default build (8 lanes, with
-    the training units) first, and of those one that was placed and routed."""
+def _synth(device: str | None, cfg: Config) -> dict[str, Any] | None:
+    """The synthesis record of ``cfg``'s network and hardware on ``device``: the default
+    build (8 lanes, with the training units) first, and of those one that was placed and
+    routed."""
     path = RESULTS / "targets_synth.json"
     if device is None or not path.is_file():
         return None
+    hw = cfg.hardware
     rows = [
         row
         for row in json.loads(path.read_text(encoding="utf-8"))
         if device in str(row["device"]).lower()
-        and list(row["layers"]) == layers
-        and row.get("weight_bits", 16) == weight_bits
+        and list(row["layers"]) == list(cfg.network.layers)
+        and row.get("weight_bits", 16) == cfg.formats.weight_bits
+        and row.get("architecture", "per-layer") == hw.architecture
+        and (hw.architecture == "per-layer" or row.get("lanes") == hw.lanes)
     ]
     rows.sort(
         key=lambda r: (r.get("lanes") != 8, not r.get("training", True), r.get("fmax_mhz") is None)
@@ -105,14 +112,17 @@ def _finetuned(layers: list[int]) -> dict[str, Any] | None:
 
 
 def target_row(target: str, images: int) -> dict[str, Any]:
-    device, ram_kbit, shipped = TARGETS[target]
+    device, ram_kbit, shipped, hardware = TARGETS[target]
     row: dict[str, Any] = {"target": target, "block_ram_kbit": ram_kbit, "shipped": shipped}
     export = ROOT / "exports" / shipped / "export"
     if not export.is_dir():
         return row
     cfg, weights, manifest = load_export(export)
+    if hardware is not None:
+        row["hardware_config"] = hardware
+        cfg = cfg.replace(hardware=dataclasses.asdict(load_config(ROOT / hardware).hardware))
     layers = list(cfg.network.layers)
-    synth = _synth(device, layers, cfg.formats.weight_bits)
+    synth = _synth(device, cfg)
     cycles = mean_cycles(cfg, weights, images)
     fmax = synth.get("fmax_mhz") if synth else None
     row |= {

@@ -119,11 +119,11 @@ def test_ulx3s_default_config() -> None:
 
 
 def test_icebreaker_top() -> None:
-    """The iCEBreaker's own config (784-64-10 inference on a shared pool of 4 lanes, the
+    """The iCEBreaker's own config (784-80-10 inference on a shared pool of 4 lanes, the
     weights in single-ported banks for the SPRAMs) elaborated whole."""
     board = BOARDS["icebreaker"]
     cfg = board.config()
-    assert cfg.network.layers == (784, 64, 10)
+    assert cfg.network.layers == (784, 80, 10)
     assert not cfg.hardware.training
     assert (cfg.hardware.weight_ports, cfg.hardware.spike_vectors) == (1, "memory")
     plan = prepare(board, cfg, debug_verilog=True)

@@ -352,7 +352,7 @@ def test_cli_reruns_into_its_own_folder(
 
 def test_ice40_config_is_valid() -> None:
     cfg = load_config(ROOT / "configs" / "ice40_up5k.toml")
-    assert cfg.network.layers == (784, 64, 10) and cfg.hardware.lanes == 4
+    assert cfg.network.layers == (784, 80, 10) and cfg.hardware.lanes == 4
     assert not cfg.hardware.training, "the learning units do not fit the UP5K"
     c = constants(cfg)
     words = sum(c.layers[l] * -(-c.layers[l + 1] // 4) for l in range(c.n_linear))

@@ -147,11 +147,18 @@ def run_one(
     train(Config.from_dict(run.get("config", {})), opts)
 
 
-def summary(out: Path, runs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """Per run: its settings and, per finished epoch, test accuracy and seconds so far."""
+def summary(
+    out: Path, runs: list[dict[str, Any]] | None = None, match: str | None = None
+) -> dict[str, Any]:
+    """Per run (of those whose name ``match`` finds, if given): its settings and, per
+    finished epoch, test accuracy and seconds so far. UserError for a log without the
+    fields (an older trainer's): select the runs with ``match``."""
     names = (
         [r["name"] for r in runs] if runs else sorted(p.name for p in out.iterdir() if p.is_dir())
     )
+    if match is not None:
+        keep = re.compile(match)
+        names = [n for n in names if keep.search(n)]
     spec = {r["name"]: r for r in runs or []}
     rows = []
     for name in names:
@@ -161,6 +168,12 @@ def summary(out: Path, runs: list[dict[str, Any]] | None = None) -> dict[str, An
         seconds = 0.0
         curve = []
         for e in log:
+            missing = {"epoch", "n_train", "train_samples_per_s", "test_acc"} - set(e)
+            if missing:
+                raise UserError(
+                    f"run {name}: its log lacks {', '.join(sorted(missing))} (an older "
+                    "trainer's log?); leave it out with --match"
+                )
             seconds += e["n_train"] / e["train_samples_per_s"]
             curve.append(
                 {
@@ -237,7 +250,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 def _cmd_summary(args: argparse.Namespace) -> None:
     if args.run_dir.is_dir():
-        result = summary(args.run_dir)
+        result = summary(args.run_dir, match=args.match)
     elif args.run_dir.is_file():  # an earlier summary: re-plot a selection of it
         try:
             result = json.loads(args.run_dir.read_text(encoding="utf-8"))

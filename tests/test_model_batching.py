@@ -201,6 +201,21 @@ def test_sweep_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not FMNIST_DIR.is_dir(), reason="Fashion-MNIST not installed")
+def test_sweep_summary_selects_before_reading(tmp_path: Path) -> None:
+    """``summary --match`` leaves a run out before its log is read, so a run with an older
+    trainer's log (no ``n_train``) among the selected ones is one line, not a traceback."""
+    epoch = {"epoch": 0, "n_train": 100, "train_samples_per_s": 50.0, "test_acc": 0.5}
+    for name, entry in (("new-a", epoch), ("old-b", {"epoch": 0, "test_acc": 0.4})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "log.jsonl").write_text(json.dumps(entry) + "\n")
+        (tmp_path / name / "config.json").write_text(Config().to_json())
+    got = sweep.summary(tmp_path, match="^new")
+    assert [r["name"] for r in got["runs"]] == ["new-a"]
+    assert got["runs"][0]["epochs"][0]["train_s"] == 2.0
+    with pytest.raises(UserError, match="run old-b: its log lacks n_train, train_samples_per_s"):
+        sweep.summary(tmp_path)
+
+
 def test_torchrun_sweep_spreads_runs_and_resumes(tmp_path: Path) -> None:
     """Two processes under torchrun train three runs; a second start finds them done."""
     common = {"config": {"network": {"layers": [784, 8, 10]}}, "train_limit": 64}

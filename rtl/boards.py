@@ -17,8 +17,8 @@ made the same way, and their numbers compare.
 
 Clocks: the ULX3S has a 25 MHz oscillator, and the accelerator runs from an ECP5 PLL
 (``EHXPLLL``) whose dividers :func:`ecp5_pll` computes for the requested frequency. The
-iCEBreaker's 12 MHz oscillator drives the design directly (the 784-64-10 inference build
-with the link routes at 16.9 MHz, docs/fpga.md; 12 MHz needs no PLL and leaves slack). Resets: the
+iCEBreaker's 12 MHz oscillator drives the design directly (the 784-80-10 inference build
+with the link routes at 19.4 MHz, docs/fpga.md; 12 MHz needs no PLL and leaves slack). Resets: the
 ULX3S holds the design in reset until the PLL has locked and while FIRE 1 is pressed;
 the iCEBreaker uses the platform's power-on reset (the iCE40's block RAMs read 0 for
 about 3 us after configuration) and its user button.

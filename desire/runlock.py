@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 from pathlib import Path
 from types import TracebackType
 
@@ -23,12 +24,14 @@ class RunLock:
     """Context manager: ``with RunLock(folder): ...`` holds ``folder``'s lock or refuses.
 
     Raises :class:`~desire.errors.OutputError` naming the holder's PID when another
-    process has the folder.
+    process has the folder; with ``wait``, says so on stderr and waits for it instead
+    (a shared build folder, where the second run can use what the first one makes).
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, wait: bool = False) -> None:
         self.folder = Path(folder)
         self.path = self.folder / LOCK_NAME
+        self._wait = wait
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -37,11 +40,15 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise OutputError(
-                f"{self.folder} is in use by another run (PID {holder}); wait for it to end "
-                "or choose another --out"
-            ) from None
+            if self._wait:
+                print(f"{self.folder}: waiting for PID {holder}", file=sys.stderr, flush=True)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            else:
+                os.close(fd)
+                raise OutputError(
+                    f"{self.folder} is in use by another run (PID {holder}); wait for it to "
+                    "end or choose another --out"
+                ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd

@@ -39,6 +39,7 @@ from cocotb_tools.runner import get_runner
 
 from desire.atomic import atomic_write_text
 from desire.config import Config, load_config
+from desire.runlock import RunLock
 from golden.fixed import constants
 from golden.prng import seed_with_draw
 from rtl.verilog import BLOCKS, generate
@@ -306,23 +307,26 @@ def _sources(block: str, simulator: str, cfg: Config, layer: int) -> _Sources:
 _STAMP = "build.key"
 
 
+def _build_dir(simulator: str, block: str, key: str, waves: bool) -> Path:
+    """The build folder of ``key``: named after it, so that builds of other Verilog or
+    options live side by side and switching back to one reuses it."""
+    return _ROOT / "sim_build" / simulator / f"{block}_{key[:12]}{'_waves' if waves else ''}"
+
+
 def _build(
-    simulator: str, block: str, src: _Sources, waves: bool, log_file: Path | None
-) -> tuple[Path, bool]:
-    """Build ``src`` unless a finished build with the same key exists; (folder, built).
+    simulator: str, src: _Sources, build_dir: Path, waves: bool, log_file: Path | None
+) -> bool:
+    """Build ``src`` in ``build_dir`` unless a finished build with the same key is there;
+    whether it built. The caller holds the folder's lock.
 
     Why: cocotb's runner reruns Verilator and make on every call (minutes for the
     accelerator), though the regression builds the same Verilog over and over.
-    The folder is named after the key, so builds of other Verilog or options live
-    side by side and switching back to one reuses it.
     """
     key = src.key(simulator, waves)
-    build_dir = _ROOT / "sim_build" / simulator / f"{block}_{key[:12]}{'_waves' if waves else ''}"
     stamp = build_dir / _STAMP
     product = build_dir / ("sim.vvp" if simulator == "icarus" else src.toplevel)
     if stamp.is_file() and stamp.read_text() == key and product.is_file():
-        return build_dir, False
-    build_dir.mkdir(parents=True, exist_ok=True)
+        return False
     stamp.unlink(missing_ok=True)
     paths = []
     for name, text in src.files:
@@ -349,7 +353,30 @@ def _build(
         else:
             os.environ["MAKEFLAGS"] = flags
     stamp.write_text(key)
-    return build_dir, True
+    return True
+
+
+def _coverage_file(build_dir: Path) -> Path:
+    """This process's coverage file in ``build_dir`` (read when the regression ends, after
+    the lock is gone, so not one file for all), emptied for a new run; the files of
+    processes that have ended are removed."""
+    for old in build_dir.glob("coverage-*.yml"):
+        pid = old.stem.removeprefix("coverage-")
+        if pid.isdigit() and not _alive(int(pid)):
+            old.unlink(missing_ok=True)
+    cov = build_dir / f"coverage-{os.getpid()}.yml"
+    cov.unlink(missing_ok=True)  # this process's earlier run of the same build
+    return cov
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def run(
@@ -365,7 +392,12 @@ def run(
     log_file: Path | None = None,
 ) -> RunResult:
     """Build ``block`` of ``cfg`` (or reuse its build), run ``test_module`` (default
-    ``sim.test_<block>``) on it."""
+    ``sim.test_<block>``) on it.
+
+    A run holds its build folder's lock from the build to the end of the test: a second
+    run of the same build (another process) waits, then reuses the build, instead of
+    building into the same folder at once or overwriting the first run's
+    ``results.xml`` while it reads them; coverage goes to a file per process."""
     if block not in BLOCKS:
         raise ValueError(f"block must be one of {sorted(BLOCKS)}, not {block!r}")
     if not available(simulator):
@@ -382,25 +414,27 @@ def run(
     }
     start = time.monotonic()
     src = _sources(block, simulator, cfg, layer)
-    build_dir, built = _build(simulator, block, src, waves, log_file)
-    build_s = time.monotonic() - start
-    cov = build_dir / "coverage.yml"
-    cov.unlink(missing_ok=True)  # an earlier run's, in a reused build
-    env[ENV_COVERAGE] = str(cov)
-    xml = get_runner(simulator).test(
-        test_module=test_module or f"sim.test_{block}",
-        hdl_toplevel=src.toplevel,
-        hdl_toplevel_lang="verilog",
-        build_dir=build_dir,
-        test_dir=build_dir,
-        testcase=testcase,
-        extra_env=env,
-        waves=waves,
-        seed=seed,
-        timescale=("1ns", "1ps"),
-        log_file=log_file,
-    )
-    total, failed = get_results(Path(xml))
+    build_dir = _build_dir(simulator, block, src.key(simulator, waves), waves)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(build_dir, wait=True):
+        built = _build(simulator, src, build_dir, waves, log_file)
+        build_s = time.monotonic() - start
+        cov = _coverage_file(build_dir)
+        env[ENV_COVERAGE] = str(cov)
+        xml = get_runner(simulator).test(
+            test_module=test_module or f"sim.test_{block}",
+            hdl_toplevel=src.toplevel,
+            hdl_toplevel_lang="verilog",
+            build_dir=build_dir,
+            test_dir=build_dir,
+            testcase=testcase,
+            extra_env=env,
+            waves=waves,
+            seed=seed,
+            timescale=("1ns", "1ps"),
+            log_file=log_file,
+        )
+        total, failed = get_results(Path(xml))
     seconds = time.monotonic() - start
     return RunResult(
         simulator,

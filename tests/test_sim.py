@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from desire.config import load_config
+from desire.runlock import RunLock
 from rtl.verilog import BLOCKS, generate
+from sim import runner
 from sim.harness import block_players, harness
 from sim.runner import (
     CI_CONFIG,
@@ -185,6 +188,9 @@ def test_compact_icarus(seed: int) -> None:
     _check([result], coverage=False)  # inference only: the training points are not reached
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 #: Lint configs: the default, and the fmnist-1000 structure (three weight layers, 16 lanes)
 #: at a size that converts in seconds (the full preset's 98 000-word memory takes minutes).
 LINT_CONFIGS = {
@@ -232,3 +238,32 @@ def test_harness_lint(tmp_path: Path) -> None:
             text=True,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_second_run_of_a_build_waits_for_the_first(seed: int) -> None:
+    """A run of a build that another process holds (here: this test, holding the build
+    folder's lock) says that it waits, waits, then passes on the build it finds."""
+    _needs("icarus")
+    run("encoder", "icarus", CI_CONFIG, seed=seed)  # the build exists: only the wait is left
+    src = runner._sources("encoder", "icarus", CI_CONFIG, 0)
+    build_dir = runner._build_dir("icarus", "encoder", src.key("icarus", False), False)
+    code = (
+        "from sim.runner import run, CI_CONFIG; "
+        f"r = run('encoder', 'icarus', CI_CONFIG, seed={seed}); print('RESULT', r.ok)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "WAVES"}
+    with RunLock(build_dir):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # blocks until the run reaches the lock
+        assert f"waiting for PID {os.getpid()}" in line, line
+        assert proc.poll() is None, "it waits while the lock is held"
+    out, err = proc.communicate(timeout=600)
+    assert "RESULT True" in out, err[-2000:]

@@ -62,6 +62,10 @@ def _step_scanner(**kw: object) -> wiring.Component:
     return StepScannerHarness((3, 4, 2), 2, **kw)
 
 
+def _step_scanner_memory(**kw: object) -> wiring.Component:
+    return StepScannerHarness((3, 4, 2), 2, memory=True, **kw)
+
+
 def _step_scanner_wide(**kw: object) -> wiring.Component:
     return StepScannerHarness((5, 3), 4, **kw)
 
@@ -154,6 +158,12 @@ PROOFS: tuple[Proof, ...] = (
         mode="cover",
         engine=_SMT,
         depth=14,
+    ),
+    Proof(
+        "step_scanner_memory",
+        _STEP,
+        "as step_scanner, the vectors read through a synchronous read port",
+        _step_scanner_memory,
     ),
     Proof(
         "step_scanner_wide",
@@ -429,6 +439,14 @@ MUTANTS: tuple[Mutant, ...] = (
         "StepScanner",
         "ops.payload.layer.eq(layer),",
         "ops.payload.layer.eq(0),",
+    ),
+    Mutant(
+        "step_scanner_memory",
+        "offer is the next operation",
+        _STEP_SCAN,
+        "StepScanner",
+        "m.d.comb += self.read_word.eq(word_next)",
+        "m.d.comb += self.read_word.eq(word)",  # the read port's word one cycle late
     ),
     Mutant(
         "step_scanner",

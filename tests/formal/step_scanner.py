@@ -6,7 +6,9 @@ operation is still due (``unfired``). The operation the scanner must offer next 
 from them alone: the first layer with something left, its lowest remaining bit, or its
 fire operation once no bit is left. Nothing is assumed about ``ops.ready``; the vectors
 hold still from ``start`` until ``done`` and their padding bits are 0, as the port
-documentation requires.
+documentation requires. With ``memory`` (``hardware.spike_vectors = "memory"``) the
+scanner reads the vectors through the harness's model of a synchronous read port: the
+word it names on ``read_word`` arrives on ``read_data`` one cycle later.
 """
 
 from __future__ import annotations
@@ -44,10 +46,12 @@ class StepScannerHarness(wiring.Component):
         *,
         block: type[StepScanner] = StepScanner,
         only: str | None = None,
+        memory: bool = False,
     ) -> None:
-        self._dut = block(list(inputs), width)
+        self._dut = block(list(inputs), width, memory=memory)
         self._only = only
-        super().__init__({"vectors": In(len(self._dut.vectors)), "start": In(1), "ready": In(1)})
+        bits = sum(self._dut.layer_words) * width
+        super().__init__({"vectors": In(bits), "start": In(1), "ready": In(1)})
 
     def _slices(self) -> list[tuple[int, int, int]]:
         """(first bit, bits, inputs) of each layer's part of ``vectors``."""
@@ -63,7 +67,11 @@ class StepScannerHarness(wiring.Component):
         checks = Checks(m, self._only)
         n, ops, n_layers = len(self.vectors), dut.ops, len(dut.inputs)
         no_reset(m)
-        m.d.comb += [dut.vectors.eq(self.vectors), dut.start.eq(self.start)]
+        if dut.memory:  # a synchronous read port over the vectors
+            m.d.sync += dut.read_data.eq(self.vectors.word_select(dut.read_word, dut.width))
+        else:
+            m.d.comb += dut.vectors.eq(self.vectors)
+        m.d.comb += dut.start.eq(self.start)
         m.d.comb += ops.ready.eq(self.ready)
         vec, remaining, unfired = Signal(n), Signal(n), Signal(n_layers)
         active, stalled = Signal(), Signal()

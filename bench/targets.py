@@ -37,13 +37,15 @@ from rtl.cycle_model import cycle_model
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 #: target -> (synthesis device key, on-chip weight RAM of the part in Kbit, shipped model,
-#: hardware config or None): the largest 784-H-10 whose synthesis fits the part
-#: (bench/results/targets_synth.json): with the default hardware (8 lanes per layer, the
-#: training units) on the ECP5s; on the UP5K with its board's (configs/ice40_up5k.toml:
-#: inference on a pool of 4 lanes, one SPRAM of 16K words per lane, which 784-80-10 fills)
-TARGETS: dict[str, tuple[str | None, float | None, str, str | None]] = {
+#: hardware: a config file whose [hardware] to use, changes to the default's, or None):
+#: the largest 784-H-10 whose synthesis fits the part (bench/results/targets_synth.json):
+#: with the default hardware (8 lanes per layer, the training units) on the 45F and 85F;
+#: on the 25F at 4 lanes per layer (at 8, nextpnr's packer needs 26,397 LUT4s of 24,288);
+#: on the UP5K with its board's (configs/ice40_up5k.toml: inference on a pool of 4 lanes,
+#: one SPRAM of 16K words per lane, which 784-80-10 fills)
+TARGETS: dict[str, tuple[str | None, float | None, str, str | dict[str, Any] | None]] = {
     "iCE40UP5K (SPRAM)": ("up5k", 4 * 256, "fmnist-784-80-10", "configs/ice40_up5k.toml"),
-    "ECP5-25F": ("25f", 56 * 18, "fmnist-784-32-10", None),
+    "ECP5-25F": ("25f", 56 * 18, "fmnist-784-32-10", {"lanes": 4}),
     "ECP5-45F": ("45f", 108 * 18, "fmnist-784-112-10", None),
     "ECP5-85F": ("85f", 208 * 18, "fmnist-784-240-10", None),
     "external memory (AXI)": (None, None, "fmnist-784-256-10", None),
@@ -68,9 +70,8 @@ def mean_cycles(cfg: Config, weights: list[np.ndarray], images: int) -> float:
 
 
 def _synth(device: str | None, cfg: Config) -> dict[str, Any] | None:
-    """The synthesis record of ``cfg``'s network and hardware on ``device``: the default
-    build (8 lanes, with the training units) first, and of those one that was placed and
-    routed."""
+    """The synthesis record of ``cfg``'s network and hardware (lanes, training) on
+    ``device``: one that fits first, and of those one that was placed and routed."""
     path = RESULTS / "targets_synth.json"
     if device is None or not path.is_file():
         return None
@@ -82,11 +83,10 @@ def _synth(device: str | None, cfg: Config) -> dict[str, Any] | None:
         and list(row["layers"]) == list(cfg.network.layers)
         and row.get("weight_bits", 16) == cfg.formats.weight_bits
         and row.get("architecture", "per-layer") == hw.architecture
-        and (hw.architecture == "per-layer" or row.get("lanes") == hw.lanes)
+        and row.get("lanes") == hw.lanes
+        and row.get("training", True) == hw.training
     ]
-    rows.sort(
-        key=lambda r: (r.get("lanes") != 8, not r.get("training", True), r.get("fmax_mhz") is None)
-    )
+    rows.sort(key=lambda r: (not r.get("fits", True), r.get("fmax_mhz") is None))
     return rows[0] if rows else None
 
 
@@ -118,9 +118,12 @@ def target_row(target: str, images: int) -> dict[str, Any]:
     if not export.is_dir():
         return row
     cfg, weights, manifest = load_export(export)
-    if hardware is not None:
+    if isinstance(hardware, str):
         row["hardware_config"] = hardware
         cfg = cfg.replace(hardware=dataclasses.asdict(load_config(ROOT / hardware).hardware))
+    elif hardware is not None:
+        row["hardware_config"] = hardware
+        cfg = cfg.replace(hardware=hardware)
     layers = list(cfg.network.layers)
     synth = _synth(device, cfg)
     cycles = mean_cycles(cfg, weights, images)

@@ -267,6 +267,15 @@ def _cmd_summary(args: argparse.Namespace) -> None:
     emit(result, args.out)
 
 
+def _regex(value: str) -> str:
+    """``type`` of ``--match``: a pattern ``re`` cannot compile is one line at parse time."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"not a regular expression: {exc}") from None
+    return value
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
@@ -284,7 +293,9 @@ def main(argv: list[str] | None = None) -> None:
     add_threads_flag(run)
     summ = sub.add_parser("summary", help="collect the runs' curves as JSON (and a plot)")
     summ.add_argument("run_dir", type=Path, help="sweep folder, or a summary JSON to re-plot")
-    summ.add_argument("--match", help="only runs whose name matches this regular expression")
+    summ.add_argument(
+        "--match", type=_regex, help="only runs whose name matches this regular expression"
+    )
     summ.add_argument("--out", type=out_file, help="also write the JSON here")
     summ.add_argument("--plot", type=Path, help="write accuracy curves (PNG) here")
     args = p.parse_args(argv)

@@ -37,7 +37,7 @@ from rtl.cycle_model import cycle_model
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 #: target -> (synthesis device key, on-chip weight RAM of the part in Kbit, shipped model,
-#: hardware: a config file whose [hardware] to use, changes to the default's, or None):
+#: hardware: a config file whose [hardware] to use, changes to the export's, or None):
 #: the largest 784-H-10 whose synthesis fits the part (bench/results/targets_synth.json):
 #: with the default hardware (8 lanes per layer, the training units) on the 45F and 85F;
 #: on the 25F at 4 lanes per layer (at 8, nextpnr's packer needs 26,397 LUT4s of 24,288);
@@ -70,8 +70,10 @@ def mean_cycles(cfg: Config, weights: list[np.ndarray], images: int) -> float:
 
 
 def _synth(device: str | None, cfg: Config) -> dict[str, Any] | None:
-    """The synthesis record of ``cfg``'s network and hardware (lanes, training) on
-    ``device``: one that fits first, and of those one that was placed and routed."""
+    """The synthesis record of ``cfg``'s network and hardware (architecture, lanes,
+    training, weight ports, spike vectors; rows without the last two are of the default
+    2 and registers) on ``device``: one that fits first, and of those one that was
+    placed and routed."""
     path = RESULTS / "targets_synth.json"
     if device is None or not path.is_file():
         return None
@@ -85,6 +87,8 @@ def _synth(device: str | None, cfg: Config) -> dict[str, Any] | None:
         and row.get("architecture", "per-layer") == hw.architecture
         and row.get("lanes") == hw.lanes
         and row.get("training", True) == hw.training
+        and row.get("weight_ports", 2) == hw.weight_ports
+        and row.get("spike_vectors", "registers") == hw.spike_vectors
     ]
     rows.sort(key=lambda r: (not r.get("fits", True), r.get("fmax_mhz") is None))
     return rows[0] if rows else None

@@ -39,6 +39,7 @@ class RunLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            # "unknown": the holder has the lock but has not written its PID yet
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             if self._wait:
                 print(f"{self.folder}: waiting for PID {holder}", file=sys.stderr, flush=True)

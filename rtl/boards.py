@@ -64,6 +64,7 @@ from rtl.synth import (
     SynthError,
     cell_resources,
     check_fit,
+    check_weight_ports,
     drop_zero_meminit_rtlil,
     parse_nextpnr_report,
     router_divergence,
@@ -658,6 +659,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg = load_config(args.config, None if args.config else args.preset)
         else:
             cfg = board.config()
+        check_weight_ports(cfg, DEVICES[(board.target, board.device_key)])
         try:
             uart_divisor(board.clk_hz, args.baud)
         except ValueError as exc:

@@ -55,6 +55,7 @@ __all__ = [
     "SynthError",
     "check_fit",
     "check_speed",
+    "check_weight_ports",
     "drop_zero_meminit_rtlil",
     "drop_zero_memory_init",
     "io_wrapper",
@@ -879,6 +880,17 @@ def _device(args: argparse.Namespace) -> Device:
     return device
 
 
+def check_weight_ports(cfg: Config, device: Device) -> None:
+    """UserError unless ``device`` has the SPRAM that ``hardware.weight_ports = 1`` asks
+    for: its single-ported banks carry ``ram_style = "huge"``, which yosys can map to the
+    iCE40 UltraPlus's SPRAM only (elsewhere: "no valid mapping found for memory", late)."""
+    if cfg.hardware.weight_ports == 1 and not device.resources.get("spram"):
+        raise UserError(
+            f"hardware.weight_ports = 1 puts the weights in SPRAM, which {device.part} does "
+            "not have (the iCE40 UltraPlus does); use weight_ports = 2"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the flow: exit 2 for a user mistake (one line), 1 if a tool fails or the design does
     not fit (the flow ran, but its result is not usable)."""
@@ -889,6 +901,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load_config(args.config, None if args.config else args.preset)
         if args.lanes is not None:
             cfg = cfg.replace(hardware={"lanes": args.lanes})
+        check_weight_ports(cfg, device)
         try:
             result = synthesise(
                 cfg,

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import itertools
 import json
 import os
 import random
@@ -356,16 +357,20 @@ def _build(
     return True
 
 
+#: Runs of this process so far: numbers each run's coverage file.
+_RUNS = itertools.count()
+
+
 def _coverage_file(build_dir: Path) -> Path:
-    """This process's coverage file in ``build_dir`` (read when the regression ends, after
-    the lock is gone, so not one file for all), emptied for a new run; the files of
+    """A new coverage file in ``build_dir`` for this run (read when the regression ends,
+    after the lock is gone, so one per run: ``coverage-<PID>-<run>.yml``); the files of
     processes that have ended are removed."""
     for old in build_dir.glob("coverage-*.yml"):
-        pid = old.stem.removeprefix("coverage-")
+        pid = old.stem.split("-")[1]
         if pid.isdigit() and not _alive(int(pid)):
             old.unlink(missing_ok=True)
-    cov = build_dir / f"coverage-{os.getpid()}.yml"
-    cov.unlink(missing_ok=True)  # this process's earlier run of the same build
+    cov = build_dir / f"coverage-{os.getpid()}-{next(_RUNS)}.yml"
+    cov.unlink(missing_ok=True)  # a file of an earlier process that had the same PID
     return cov
 
 
@@ -416,9 +421,11 @@ def run(
     src = _sources(block, simulator, cfg, layer)
     build_dir = _build_dir(simulator, block, src.key(simulator, waves), waves)
     build_dir.mkdir(parents=True, exist_ok=True)
+    asked = time.monotonic()
     with RunLock(build_dir, wait=True):
+        waited = time.monotonic() - asked  # another process's run of this build
         built = _build(simulator, src, build_dir, waves, log_file)
-        build_s = time.monotonic() - start
+        build_s = time.monotonic() - start - waited
         cov = _coverage_file(build_dir)
         env[ENV_COVERAGE] = str(cov)
         xml = get_runner(simulator).test(
@@ -435,7 +442,7 @@ def run(
             log_file=log_file,
         )
         total, failed = get_results(Path(xml))
-    seconds = time.monotonic() - start
+    seconds = time.monotonic() - start - waited
     return RunResult(
         simulator,
         block,

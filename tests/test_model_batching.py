@@ -214,6 +214,13 @@ def test_sweep_summary_selects_before_reading(tmp_path: Path) -> None:
     assert got["runs"][0]["epochs"][0]["train_s"] == 2.0
     with pytest.raises(UserError, match="run old-b: its log lacks n_train, train_samples_per_s"):
         sweep.summary(tmp_path)
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "bench/sweep.py"), "summary", str(tmp_path), "--match", "["],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "not a regular expression" in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 def test_torchrun_sweep_spreads_runs_and_resumes(tmp_path: Path) -> None:

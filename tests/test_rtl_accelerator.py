@@ -20,15 +20,20 @@ DEEP = load_config().replace(network={"layers": (9, 5, 7, 3), "tsteps": 8}, hard
 ONE_BLOCK = SMALL.replace(network={"layers": (12, 6, 3)})
 #: hardware.architecture, each of which every end-to-end test below runs on.
 ARCHS = ["per-layer", "shared"]
-#: ... and the inference tests also on the iCE40 UltraPlus's layout: the shared pool with
-#: single-ported (SPRAM) weight banks and the spike vectors in block RAM.
-INFERENCE_ARCHS = [*ARCHS, "compact"]
+#: ... and the inference tests also on the iCE40 UltraPlus's layout (``compact``: the shared
+#: pool with single-ported (SPRAM) weight banks and the spike vectors in block RAM), and on
+#: each of those two options alone.
+INFERENCE_ARCHS = [*ARCHS, "compact", "per-layer-single-port", "shared-vector-memory"]
+_INFERENCE_ONLY = {
+    "compact": {"architecture": "shared", "weight_ports": 1, "spike_vectors": "memory"},
+    "per-layer-single-port": {"architecture": "per-layer", "weight_ports": 1},
+    "shared-vector-memory": {"architecture": "shared", "spike_vectors": "memory"},
+}
 
 
 def _arch(cfg: Config, arch: str) -> Config:
-    if arch == "compact":
-        compact = {"weight_ports": 1, "spike_vectors": "memory", "training": False}
-        return cfg.replace(hardware={"architecture": "shared", **compact})
+    if arch in _INFERENCE_ONLY:
+        return cfg.replace(hardware={"training": False, **_INFERENCE_ONLY[arch]})
     return cfg.replace(hardware={"architecture": arch})
 
 

@@ -252,7 +252,7 @@ def test_second_run_of_a_build_waits_for_the_first(seed: int) -> None:
         f"r = run('encoder', 'icarus', CI_CONFIG, seed={seed}); print('RESULT', r.ok)"
     )
     env = {k: v for k, v in os.environ.items() if k != "WAVES"}
-    with RunLock(build_dir):
+    with RunLock(build_dir, wait=True):  # (waits if another test process has the build)
         proc = subprocess.Popen(
             [sys.executable, "-c", code],
             cwd=ROOT,
@@ -262,8 +262,11 @@ def test_second_run_of_a_build_waits_for_the_first(seed: int) -> None:
             text=True,
         )
         assert proc.stderr is not None
-        line = proc.stderr.readline()  # blocks until the run reaches the lock
-        assert f"waiting for PID {os.getpid()}" in line, line
+        said = ""  # its stderr up to the waiting line (blocks until the run reaches the lock)
+        while f"waiting for PID {os.getpid()}" not in said:
+            line = proc.stderr.readline()
+            assert line, f"the run ended without waiting: {said[-2000:]}"
+            said += line
         assert proc.poll() is None, "it waits while the lock is held"
     out, err = proc.communicate(timeout=600)
     assert "RESULT True" in out, err[-2000:]

@@ -329,6 +329,18 @@ def test_cli_refuses_foreign_out(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert "lanes" in _cli_error(["--target", "ecp5", "--lanes", "0", "--out", str(out)], capsys)
 
 
+def test_cli_refuses_spram_weights_without_spram(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """weight_ports = 1 on a part without SPRAM: one line before anything is generated
+    (yosys would fail late with "no valid mapping found for memory")."""
+    config = str(ROOT / "configs" / "ice40_up5k.toml")
+    out = tmp_path / "s"
+    err = _cli_error(["--target", "ecp5", "--config", config, "--out", str(out)], capsys)
+    assert "weight_ports = 1" in err and "LFE5U-85F" in err
+    assert not out.exists()
+
+
 def test_cli_reruns_into_its_own_folder(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -168,6 +168,18 @@ class Accelerator(wiring.Component):
         rows = [row for w in weights for row in weight_rows(np.asarray(w), self._lanes)]
         return pack_words(rows, self._lanes, c.weight_bits, self._cfg.hardware.axi_bytes)
 
+    def table_words(self, layer: int | None = None) -> range:
+        """Flat words of the shared pool's weight table (external memory: the words from
+        ``WEIGHT_BASE`` that :meth:`weight_image` lays out): all, or weight layer
+        ``layer``'s. ValueError for the per-layer architecture (a table per core)."""
+        if not self._shared:
+            raise ValueError("the per-layer architecture has one weight table per core")
+        core = self._cores[0]
+        if layer is None:
+            return range(core.depth)
+        first = core.word_address(layer, 0, 0)
+        return range(first, first + core.layers[layer][0] * self._blocks[layer])
+
     def weight_address(self, layer: int, out: int, inp: int) -> int:
         """Bus address of weight ``w[out, inp]`` of weight layer ``layer``."""
         c = self._c

@@ -75,10 +75,7 @@ class ExternalMemory:
         self.cfg, self.model = cfg, model
         self.lanes, self.bits, self.bytes = hw.lanes, c.weight_bits, hw.axi_bytes
         _, self.stride = word_geometry(hw.lanes, c.weight_bits, hw.axi_bytes)
-        words = sum(
-            n_in * -(-n_out // hw.lanes)
-            for n_in, n_out in zip(c.layers, c.layers[1:], strict=False)
-        )
+        words = len(model.table_words())
         size = 1 << (WEIGHT_BASE + words * self.stride).bit_length()
         if hw.training:
             self.ram = AxiRam(AxiBus.from_prefix(dut, "axi_"), dut.clk, dut.rst, size=size)
@@ -112,13 +109,9 @@ class ExternalMemory:
         c = constants(self.cfg)
         image = self.ram.read(WEIGHT_BASE, self.words * self.stride)
         rows = unpack_words(image, self.lanes, self.bits, self.bytes)
-        start = sum(
-            n_in * -(-n_out // self.lanes)
-            for n_in, n_out in zip(c.layers[:layer], c.layers[1 : layer + 1], strict=True)
-        )
+        span = self.model.table_words(layer)
         n_in, n_out = c.layers[layer], c.layers[layer + 1]
-        blocks = -(-n_out // self.lanes)
-        table = np.array(rows[start : start + n_in * blocks]).reshape(n_in, blocks * self.lanes)
+        table = np.array(rows[span.start : span.stop]).reshape(n_in, -1)
         return table[:, :n_out].T
 
 

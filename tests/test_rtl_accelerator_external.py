@@ -8,6 +8,7 @@ same reader against cocotbext-axi's AxiRam.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections import deque
 from typing import Any
@@ -163,3 +164,23 @@ def test_sim_weight_window_refused_and_memory_error_flagged() -> None:
 def test_external_weights_are_not_built_in() -> None:
     with pytest.raises(ValueError, match="live in external memory"):
         Accelerator(SMALL, _net(SMALL).weights)
+
+
+def test_table_words_cover_the_weight_image() -> None:
+    """The shared pool's table, layer by layer, back to back, as long as the image the
+    external memory gets; the per-layer architecture has no single table."""
+    cfg = DEEP
+    dut = Accelerator(cfg)
+    net = GoldenNet.init_random(cfg, seed=1)
+    spans = [dut.table_words(l) for l in range(len(net.weights))]
+    assert spans[0].start == 0 and spans[-1].stop == len(dut.table_words())
+    assert all(a.stop == b.start for a, b in itertools.pairwise(spans))
+    lanes = cfg.hardware.lanes
+    for span, w in zip(spans, net.weights, strict=True):
+        assert len(span) == w.shape[1] * -(-w.shape[0] // lanes)
+    stride = len(dut.weight_image(net.weights)) // len(dut.table_words())
+    assert stride * len(dut.table_words()) == len(dut.weight_image(net.weights))
+    with pytest.raises(ValueError, match="per-layer"):
+        Accelerator(
+            cfg.replace(hardware={"architecture": "per-layer", "weights": "on-chip"})
+        ).table_words()

@@ -328,16 +328,25 @@ class TrainingDatapath(wiring.Component):
                 wr.data.eq(Cat(*[self.spk_bits[j]] * tsteps)),
                 wr.en.eq(Mux(self.spk_valid[j], Const(1, tsteps) << when, 0)),
             ]
+            # the read address from a register, the word a cycle after it: as early as a
+            # comb address with the word registered behind the memory, but the address net
+            # to the memory's cells (hundreds of distributed-RAM cells on the ECP5) starts
+            # at a flip-flop rather than after the decode and this multiplexer,
+            # which was the critical path at -6. The memories are written only in the
+            # forward phases and read only in the training passes after them, so reading
+            # a cycle later sees the same words.
+            addr = Signal.like(rd.addr, name=f"trains_addr{j}")
             by_block = [iss.out] if j == n_layers else []  # output desire
             if j > 0:  # MACs and update words of core j - 1
                 by_block += [iss.mac[j - 1], iss.upd[j - 1]]
             if by_block:
                 with m.If(Cat(*by_block).any()):
-                    m.d.comb += rd.addr.eq(iss.block)
+                    m.d.comb += addr.eq(iss.block)
             if j < n_layers:  # update rows of core j
                 with m.If(iss.read_row[j]):
-                    m.d.comb += rd.addr.eq(iss.read_word)
-            trains_q.append(delay(m, rd.data, 1, f"trains_q{j}"))  # right behind the memory
+                    m.d.comb += addr.eq(iss.read_word)
+            m.d.comb += rd.addr.eq(delay(m, addr, 1, f"trains_addr{j}"))
+            trains_q.append(rd.data)
         desire_rd: list[ReadPort | None] = [None]
         desire_wr: list[WritePort | None] = [None]
         for j in range(1, n_layers + 1):

@@ -189,13 +189,13 @@ def _vector_memories(
     m.d.sync += word.eq(scan.read_word)
     base = 0
     for l, (producer, words) in enumerate(zip(producers, scan.layer_words, strict=True)):
-        depth = 1 << max(words - 1, 1).bit_length()  # a bank: the words rounded up to 2^k
-        mem = Memory(shape=unsigned(scan.width), depth=2 * depth, init=[])
+        abits = max(words - 1, 1).bit_length()  # a bank: the words rounded up to 2^abits
+        mem = Memory(shape=unsigned(scan.width), depth=2 << abits, init=[])
         m.submodules[f"spikes{l}"] = mem
         wr, rd = mem.write_port(), mem.read_port(transparent_for=())
-        local = (scan.read_word - base)[: (depth - 1).bit_length()]
+        local = (scan.read_word - base)[:abits]
         m.d.comb += [
-            wr.addr.eq(Cat(producer.word[: (depth - 1).bit_length()], bank)),
+            wr.addr.eq(Cat(producer.word[:abits], bank)),
             wr.data.eq(producer.bits),
             wr.en.eq(producer.valid),
             rd.addr.eq(Cat(local, ~bank)),

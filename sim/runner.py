@@ -315,15 +315,19 @@ def _build_dir(simulator: str, block: str, key: str, waves: bool) -> Path:
 
 
 def _build(
-    simulator: str, src: _Sources, build_dir: Path, waves: bool, log_file: Path | None
+    simulator: str,
+    src: _Sources,
+    key: str,
+    build_dir: Path,
+    waves: bool,
+    log_file: Path | None,
 ) -> bool:
-    """Build ``src`` in ``build_dir`` unless a finished build with the same key is there;
-    whether it built. The caller holds the folder's lock.
+    """Build ``src`` (whose key is ``key``) in ``build_dir`` unless a finished build with
+    the same key is there; whether it built. The caller holds the folder's lock.
 
     Why: cocotb's runner reruns Verilator and make on every call (minutes for the
     accelerator), though the regression builds the same Verilog over and over.
     """
-    key = src.key(simulator, waves)
     stamp = build_dir / _STAMP
     product = build_dir / ("sim.vvp" if simulator == "icarus" else src.toplevel)
     if stamp.is_file() and stamp.read_text() == key and product.is_file():
@@ -402,7 +406,7 @@ def run(
     A run holds its build folder's lock from the build to the end of the test: a second
     run of the same build (another process) waits, then reuses the build, instead of
     building into the same folder at once or overwriting the first run's
-    ``results.xml`` while it reads them; coverage goes to a file per process."""
+    ``results.xml`` while it reads them; coverage goes to a file per run."""
     if block not in BLOCKS:
         raise ValueError(f"block must be one of {sorted(BLOCKS)}, not {block!r}")
     if not available(simulator):
@@ -419,12 +423,13 @@ def run(
     }
     start = time.monotonic()
     src = _sources(block, simulator, cfg, layer)
-    build_dir = _build_dir(simulator, block, src.key(simulator, waves), waves)
+    key = src.key(simulator, waves)
+    build_dir = _build_dir(simulator, block, key, waves)
     build_dir.mkdir(parents=True, exist_ok=True)
     asked = time.monotonic()
     with RunLock(build_dir, wait=True):
         waited = time.monotonic() - asked  # another process's run of this build
-        built = _build(simulator, src, build_dir, waves, log_file)
+        built = _build(simulator, src, key, build_dir, waves, log_file)
         build_s = time.monotonic() - start - waited
         cov = _coverage_file(build_dir)
         env[ENV_COVERAGE] = str(cov)

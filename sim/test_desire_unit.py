@@ -128,7 +128,7 @@ class DesireEnv:
 
 @cocotb.test()
 async def test_output_layer(dut: HierarchyObject) -> None:
-    """Output desire and E*q for every count 0..T and random labels."""
+    """Output desire and E*q: the label and the others at and one off their bounds, then random."""
     env = DesireEnv(dut)
     await reset(dut)
     rng = stimulus_rng("desire_unit.output")
@@ -137,11 +137,12 @@ async def test_output_layer(dut: HierarchyObject) -> None:
         counts = rng.integers(0, env.c.tsteps + 1, n)
         counts[: min(n, 2)] = [0, env.c.tsteps][: min(n, 2)]
         label = int(rng.integers(n))
-        if k == 0:  # directed: every count at, or one off, its desire's bound
+        if k < 3:  # directed: every count at, or one off, its desire's bound
             bounds = np.full(n, env.c.out_other_above)
             bounds[label] = env.c.out_label_below
-            counts = np.clip(bounds + np.arange(n) % 3 - 1, 0, env.c.tsteps)
-            counts[label] = env.c.out_label_below
+            counts = np.clip(bounds + (np.arange(n) + k) % 3 - 1, 0, env.c.tsteps)
+            # the label one below (desire +1), at and one above its bound, whatever the seed
+            counts[label] = np.clip(env.c.out_label_below + k - 1, 0, env.c.tsteps)
         active, sign = output_desire(counts, label, env.c)
         q = ternary(active, sign, None)
         env.sample_output(counts, label, q)

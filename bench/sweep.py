@@ -20,7 +20,7 @@ for batches above 1 and the CPU's single-sample path for batch 1.
 SPEC:  {"defaults": {...}, "runs": [{"name": "fmnist-1000-b32-p0.5", "config":
         {"preset": "fmnist-1000"}, "batch_size": 32, "lr_batch_power": 0.5, "epochs": 3}]}
 A run's keys: ``name`` (its folder), ``config`` (as a config file's contents),
-``batch_size``, ``lr_batch_power``, ``epochs``, ``device``, ``cuda_graph``,
+``batch_size``, ``lr_batch_power``, ``batch_warmup``, ``epochs``, ``device``, ``cuda_graph``,
 ``train_limit``, ``test_limit``, ``seed``; ``defaults`` fills what a run leaves out.
 """
 
@@ -52,6 +52,7 @@ RUN_KEYS = {
     "config": dict,
     "batch_size": int,
     "lr_batch_power": float,
+    "batch_warmup": int,
     "epochs": int,
     "device": str,
     "cuda_graph": bool,
@@ -141,6 +142,7 @@ def run_one(
         quiet=True,
         resume=folder.exists(),
         lr_batch_power=float(run.get("lr_batch_power", 0.0)),
+        batch_warmup=run.get("batch_warmup", 0),
         cuda_graph=run.get("cuda_graph", False) and device.startswith("cuda"),
     )
     print(f"[{os.environ.get('RANK', 0)}] {run['name']} on {device}", flush=True)
@@ -191,6 +193,7 @@ def summary(
                 "layers": config["network"]["layers"],
                 "batch_size": log[-1].get("batch_size", spec.get(name, {}).get("batch_size")),
                 "lr_batch_power": log[-1].get("lr_batch_power", 0.0),
+                "batch_warmup": log[0].get("batch_warmup", 0),
                 "cuda_graph": log[-1].get("cuda_graph", False),
                 "epochs": curve,
                 "best_test_acc": max(c["test_acc"] for c in curve),

@@ -93,6 +93,14 @@ def _add_run_flags(p: argparse.ArgumentParser, training: bool) -> None:
             "(0: at the online rate; 0.5: square-root scaling; 1: the mean; -1 to 1)",
         )
         p.add_argument(
+            "--batch-warmup",
+            type=int,
+            default=0,
+            metavar="SAMPLES",
+            help="the batch grows from 1 to --batch-size in powers of two over the run's "
+            "first SAMPLES training samples (0: none)",
+        )
+        p.add_argument(
             "--cuda-graph",
             action="store_true",
             help="record one training step as a CUDA graph and replay it per batch",
@@ -173,6 +181,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         force=args.force,
         download=args.download,
         lr_batch_power=args.lr_batch_power,
+        batch_warmup=args.batch_warmup,
         cuda_graph=args.cuda_graph,
         initial_weights=initial,
     )

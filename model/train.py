@@ -47,6 +47,7 @@ __all__ = [
     "EvalStats",
     "TrainOptions",
     "batch_lr",
+    "batch_sizes",
     "default_run_dir",
     "evaluate",
     "load_data",
@@ -103,6 +104,8 @@ class TrainOptions:
     download: bool = False
     #: batch learning-rate rule, :func:`batch_lr` (0: the summed update at the online rate)
     lr_batch_power: float = 0.0
+    #: training samples over which the batch grows from 1 to ``batch_size``, :func:`batch_sizes`
+    batch_warmup: int = 0
     #: replay each full training batch as a recorded CUDA graph (CUDA devices only)
     cuda_graph: bool = False
     #: a fresh run's starting weights (float, checked against the config); None: random
@@ -161,6 +164,28 @@ def batch_lr(lr: float, batch_size: int, power: float) -> float:
     return lr * batch_size**-power
 
 
+def batch_sizes(n: int, start: int, batch_size: int, warmup: int) -> list[int]:
+    """Sizes of the batches that cover ``n`` samples, from the run's sample ``start`` on.
+
+    Within the first ``warmup`` samples of a run the batch is ``batch_size`` times the
+    fraction of the warm-up done, rounded down to a power of two (at least 1): batch 1
+    for the first ``warmup / batch_size`` samples, then 2, 4, ... Early training is
+    where a large batch's stale weights cost most (every sample's update computed from
+    the same weights); the small batches cover few samples, so the warm-up costs little
+    time (bench/results/batch_warmup.json).
+    """
+    sizes, seen = [], start
+    while seen < start + n:
+        b = batch_size
+        if seen < warmup:
+            ramp = max(1, batch_size * seen // warmup)
+            b = min(batch_size, 1 << (ramp.bit_length() - 1))
+        b = min(b, start + n - seen)
+        sizes.append(b)
+        seen += b
+    return sizes
+
+
 def _graphed_step(net: DesireNet, batch_size: int, lr: float) -> GraphedStep | None:
     """The recorded step, or None (eager steps, said on stderr) where recording fails."""
     try:
@@ -179,27 +204,32 @@ def train_epoch(
     quiet: bool = True,
     lr_batch_power: float = 0.0,
     cuda_graph: bool = False,
+    batch_warmup: int = 0,
 ) -> dict[str, Any]:
     """One pass over a reshuffled training set at the epoch's learning rate.
 
     Accuracy (strict max, with dropout active) and local losses are summed on
     the device and read back once at the end, to keep the GPU queue full. With
     ``cuda_graph`` (CUDA only) every full batch replays one recorded step
-    (:mod:`model.cuda_graph`); a last, shorter batch runs eagerly.
+    (:mod:`model.cuda_graph`); shorter ones (the warm-up's, the last) run eagerly.
     """
-    lr = batch_lr(net.network.lr_at(epoch), batch_size, lr_batch_power)
+    epoch_lr = net.network.lr_at(epoch)
+    lr = batch_lr(epoch_lr, batch_size, lr_batch_power)
     order = torch.randperm(len(data), generator=shuffle).to(data.labels.device)
     correct = torch.zeros((), device=net.device, dtype=torch.long)
     loss = torch.zeros(len(net.layers), device=net.device, dtype=net.dtype)
     graphed = _graphed_step(net, batch_size, lr) if cuda_graph else None
     start = time.perf_counter()
     with _progress(len(data), f"epoch {epoch}", quiet) as bar:
-        for first in range(0, len(data), batch_size):
-            idx = order[first : first + batch_size]
-            if graphed is not None and idx.shape[0] == batch_size:
+        first = 0
+        for size in batch_sizes(len(data), epoch * len(data), batch_size, batch_warmup):
+            idx = order[first : first + size]
+            first += size
+            if graphed is not None and size == batch_size:
                 ok, step_loss = graphed(data.images[idx], data.labels[idx])
             else:
-                step = net.train_step(data.images[idx], data.labels[idx], lr)
+                step_lr = lr if size == batch_size else batch_lr(epoch_lr, size, lr_batch_power)
+                step = net.train_step(data.images[idx], data.labels[idx], step_lr)
                 ok, step_loss = step.correct, step.local_loss
             correct += ok.sum()
             loss += step_loss
@@ -211,6 +241,7 @@ def train_epoch(
         "lr": lr,
         "batch_size": batch_size,
         "lr_batch_power": lr_batch_power,
+        "batch_warmup": batch_warmup,
         "cuda_graph": graphed is not None,
         "train_acc": correct.item() / n,
         "train_local_loss": (loss / n).tolist(),
@@ -382,6 +413,8 @@ def train(cfg: Config, opts: TrainOptions) -> list[dict[str, Any]]:
     device = torch.device(opts.device)
     if not -1.0 <= opts.lr_batch_power <= 1.0:
         raise UserError(f"--lr-batch-power must be in [-1, 1], got {opts.lr_batch_power}")
+    if opts.batch_warmup < 0:
+        raise UserError(f"--batch-warmup must be 0 or more samples, got {opts.batch_warmup}")
     if opts.cuda_graph and device.type != "cuda":
         raise UserError(f"CUDA graphs need a CUDA device, not {opts.device}")
     folder = run_folder(opts.out)
@@ -423,6 +456,7 @@ def _epochs(
             opts.quiet,
             opts.lr_batch_power,
             opts.cuda_graph,
+            opts.batch_warmup,
         )
         stats = evaluate(net, test_set, opts.eval_batch_size, quiet=opts.quiet)
         entry |= {

@@ -25,11 +25,12 @@ from desire.errors import UserError
 from model.__main__ import main
 from model.cuda_graph import GraphedStep
 from model.network import DesireNet
-from model.train import Dataset, batch_lr, train_epoch
+from model.train import Dataset, batch_lr, batch_sizes, train_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-import sweep  # noqa: E402  (bench/ is not a package)
+import batching_rule  # noqa: E402  (bench/ is not a package)
+import sweep  # noqa: E402
 
 FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -65,6 +66,69 @@ def test_train_epoch_applies_the_rule_to_the_batch() -> None:
     for full, mean in zip(*moved, strict=True):
         assert full.abs().sum() > 0
         torch.testing.assert_close(mean * 8, full, rtol=1e-8, atol=1e-18)
+
+
+@given(
+    n=st.integers(1, 3000),
+    start=st.integers(0, 5000),
+    batch=st.integers(1, 300),
+    warmup=st.integers(0, 6000),
+)
+def test_batch_sizes_cover_the_epoch_and_ramp_in_powers_of_two(
+    n: int, start: int, batch: int, warmup: int
+) -> None:
+    sizes = batch_sizes(n, start, batch, warmup)
+    assert sum(sizes) == n and all(s >= 1 for s in sizes)
+    seen = start
+    for i, size in enumerate(sizes):
+        last = i == len(sizes) - 1
+        if seen >= warmup:
+            assert size == batch or last  # no warm-up left: full batches, a shorter last
+        else:
+            want = max(1, batch * seen // warmup)
+            assert size == min(batch, 2 ** (want.bit_length() - 1)) or last
+            assert size & (size - 1) == 0 or last
+        seen += size
+    assert sizes == sorted(sizes[:-1]) + sizes[-1:]  # never shrinks before the last batch
+
+
+def test_warmup_batches_are_small_steps_of_the_same_samples() -> None:
+    """An epoch warmed up over its 7 samples is batches 1, 1, 1, 1, 2, 1 of its shuffled order,
+    each at the online rate: the same weights as those steps taken one by one."""
+    images, labels = _batch(7, 4)
+    data = Dataset(images, labels)
+    assert batch_sizes(7, 0, 4, 7) == [1, 1, 1, 1, 2, 1]
+    warm = DesireNet.from_config(_config(), dtype=torch.float64, seed=3)
+    steps = DesireNet.from_config(_config(), dtype=torch.float64, seed=3)
+    log = train_epoch(warm, data, 0, 4, torch.Generator().manual_seed(1), True, 0.0, False, 7)
+    assert log["batch_warmup"] == 7
+    order = torch.randperm(7, generator=torch.Generator().manual_seed(1))
+    first = 0
+    for size in (1, 1, 1, 1, 2, 1):
+        idx = order[first : first + size]
+        steps.train_step(images[idx], labels[idx], steps.network.lr)
+        first += size
+    for a, b in zip(warm.weights, steps.weights, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_batching_rule_compares_warmup_rows_per_seed() -> None:
+    def run(name: str, *acc: float) -> dict:
+        return {"name": name, "epochs": [{"test_acc": a} for a in acc]}
+
+    runs = [
+        run("b1-net-s1", 0.70, 0.80),
+        run("b1-net-s2", 0.72, 0.78),
+        run("rule-net-b128-p0-s1", 0.60, 0.77),
+        run("rule-net-b128-p0-s2", 0.62, 0.77),
+        run("rule-net-b128-p0-w600-s1", 0.68, 0.80),
+        run("rule-net-b128-p0-w600-s2", 0.70, 0.776),
+    ]
+    rows = {r["batch_warmup"]: r for r in batching_rule.compare(runs, 0.5)}
+    assert rows[0]["diff_points"] == -2.0 and not rows[0]["within_tolerance"]
+    assert rows[0]["diff_per_seed"] == {"1": -3.0, "2": -1.0}
+    assert rows[600]["diff_points"] == -0.2 and rows[600]["within_tolerance"]
+    assert rows[600]["diff_per_seed"] == {"1": 0.0, "2": -0.4}
 
 
 @pytest.mark.parametrize("batch", [1, 4])
@@ -104,6 +168,7 @@ def test_recorded_graph_is_bit_identical_to_eager_steps() -> None:
     [
         (["--lr-batch-power", "1.5"], "--lr-batch-power must be in [-1, 1]"),
         (["--cuda-graph", "--device", "cpu"], "CUDA graphs need a CUDA device"),
+        (["--batch-warmup", "-1"], "--batch-warmup must be 0 or more samples"),
     ],
 )
 def test_cli_refuses_bad_batching_flags(

@@ -118,6 +118,23 @@ def test_ulx3s_default_config() -> None:
         assert "out/top.x" in board.programmer.format(bitstream="out/top.x")
 
 
+def test_ulx3s_25f_top() -> None:
+    """The ULX3S 25F's own config (784-64-10 inference on a shared pool of 4 lanes, spike
+    vectors in block RAM) elaborated whole, on the 85F's pins and clock."""
+    board = BOARDS["ulx3s-25f"]
+    cfg = board.config()
+    assert cfg.network.layers == (784, 64, 10) and cfg.hardware.lanes == 4
+    assert not cfg.hardware.training and cfg.hardware.spike_vectors == "memory"
+    assert board.clk_hz == 40e6 and board.device_key == "25k"
+    plan = prepare(board, cfg)
+    sites = _lpf_sites(plan.files["top.lpf"])
+    assert sites["clk25_0__io"] == "G2" and sites["uart_0__rx__io"] == "M1"
+    assert [sites[f"led_{i}__io"] for i in range(4)] == ["B2", "C2", "C1", "D2"]
+    assert "40000000.0 HZ" in plan.files["top.lpf"]
+    assert "cell \\EHXPLLL" in plan.files["top.il"]
+    assert 'ram_style "huge"' not in plan.files["top.il"], "no SPRAM on the ECP5"
+
+
 def test_icebreaker_top() -> None:
     """The iCEBreaker's own config (784-80-10 inference on a shared pool of 4 lanes, the
     weights in single-ported banks for the SPRAMs) elaborated whole."""
@@ -172,7 +189,7 @@ def _cli_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 def test_cli_unknown_board(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     err = _cli_error(["--board", "de0", "--out", str(tmp_path / "o")], capsys)
     assert "unknown board 'de0'" in err
-    assert "icebreaker, ulx3s-85f" in err
+    assert "icebreaker, ulx3s-25f, ulx3s-85f" in err
     assert not (tmp_path / "o").exists()
 
 

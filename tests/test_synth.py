@@ -371,6 +371,17 @@ def test_ice40_config_is_valid() -> None:
     assert words <= SPRAM_WORDS and c.weight_bits == 16, "one SPRAM per lane"
 
 
+def test_ecp5_25f_config_is_valid() -> None:
+    """784-64-10 on 4 lanes: 13 DP16KD of 1,024 16-bit words per lane, 52 of the 25F's 56
+    (the encoder and the spike vectors take 3 more: 55, bench/results/targets_synth.json)."""
+    cfg = load_config(ROOT / "configs" / "ecp5_25f.toml")
+    assert cfg.network.layers == (784, 64, 10) and cfg.hardware.lanes == 4
+    assert not cfg.hardware.training and cfg.hardware.weight_ports == 2
+    c = constants(cfg)
+    words = sum(c.layers[l] * -(-c.layers[l + 1] // 4) for l in range(c.n_linear))
+    assert words == 12_736 and -(-words // 1024) == 13 and c.weight_bits == 16
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("DESIRE_SYNTH_TEST") != "1", reason="set DESIRE_SYNTH_TEST=1")
 @pytest.mark.parametrize("target", ["ice40", "ecp5"])

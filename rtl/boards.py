@@ -43,7 +43,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ from rtl.host_link import HostLink
 from rtl.synth import (
     DEVICES,
     TOOLS,
+    Device,
     SynthError,
     cell_resources,
     check_fit,
@@ -249,6 +250,19 @@ class Board:
     pack_tool: str = ""  # the YoWASP packer: placed design -> bitstream
     bitstream: str = ""  # its file name in the output folder
     programmer: str = ""  # how a user loads {bitstream} (printed; not installed here)
+    #: nextpnr's package where the board's differs from ``rtl.synth.DEVICES``' part (the
+    #: ULX3S carries every ECP5 size in CABGA381; DEVICES' 25F is the CABGA256 one)
+    package: str | None = None
+
+    @property
+    def device(self) -> Device:
+        """The part on the board: ``rtl.synth.DEVICES``' fabric in the board's package."""
+        device = DEVICES[(self.target, self.device_key)]
+        if self.package is None or self.package == device.package:
+            return device
+        args = list(device.nextpnr_args)
+        args[args.index("--package") + 1] = self.package
+        return replace(device, package=self.package, nextpnr_args=tuple(args))
 
     @property
     def clk_hz(self) -> float:
@@ -325,6 +339,7 @@ BOARDS: dict[str, Board] = {
         pack_tool="yowasp-ecppack",
         bitstream="top.bit",
         programmer="openFPGALoader -b ulx3s {bitstream} (or fujprog)",
+        package="CABGA381",
     ),
     "icebreaker": Board(
         name="icebreaker",
@@ -487,7 +502,7 @@ def board_yosys_script(target: str) -> str:
 
 def _pnr_args(board: Board, seed: int, freq_mhz: float) -> list[str]:
     """nextpnr's arguments: device, the platform's constraints, the report, the seed."""
-    device = DEVICES[(board.target, board.device_key)]
+    device = board.device
     if board.target == "ecp5":
         placed = ["--lpf", f"{NAME}.lpf", "--textcfg", f"{NAME}.config", "--speed", "6"]
     else:
@@ -560,10 +575,8 @@ def build(
     report: dict[str, Any] = {
         "board": board.name,
         "platform": board.platform,
-        "device": DEVICES[(board.target, board.device_key)].part_name(
-            6 if board.target == "ecp5" else None
-        ),
-        "package": DEVICES[(board.target, board.device_key)].package,
+        "device": board.device.part_name(6 if board.target == "ecp5" else None),
+        "package": board.device.package,
         "layers": list(cfg.network.layers),
         "lanes": cfg.hardware.lanes,
         "architecture": cfg.hardware.architecture,
@@ -603,7 +616,7 @@ def build(
     used = cell_resources(board.target, cells)
     report["yosys_resources"] = used
     _save(out, report)
-    check_fit(DEVICES[(board.target, board.device_key)], used)
+    check_fit(board.device, used)
 
     say("nextpnr")
     t0 = time.monotonic()
@@ -679,7 +692,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg = load_config(args.config, None if args.config else args.preset)
         else:
             cfg = board.config()
-        check_weight_ports(cfg, DEVICES[(board.target, board.device_key)])
+        check_weight_ports(cfg, board.device)
         try:
             uart_divisor(board.clk_hz, args.baud)
         except ValueError as exc:

@@ -135,6 +135,22 @@ def test_ulx3s_25f_top() -> None:
     assert 'ram_style "huge"' not in plan.files["top.il"], "no SPRAM on the ECP5"
 
 
+@pytest.mark.parametrize("name", [n for n, b in BOARDS.items() if b.target == "ecp5"])
+def test_ecp5_board_package_is_the_platforms(name: str) -> None:
+    """nextpnr places for the package the board carries (the 25F top was first packed for
+    the CABGA256 25F, where the ULX3S's LED pin D2 does not exist)."""
+    import importlib
+
+    board = BOARDS[name]
+    module, cls = board.platform.split(":")
+    platform = getattr(importlib.import_module(module), cls)
+    package = platform._nextpnr_package_options[platform.package].upper()
+    assert board.device.package == package
+    args = board.device.nextpnr_args
+    assert args[args.index("--package") + 1] == package
+    assert board.device.part == platform.device
+
+
 def test_icebreaker_top() -> None:
     """The iCEBreaker's own config (784-80-10 inference on a shared pool of 4 lanes, the
     weights in single-ported banks for the SPRAMs) elaborated whole."""

@@ -253,6 +253,8 @@ class Board:
     #: nextpnr's package where the board's differs from ``rtl.synth.DEVICES``' part (the
     #: ULX3S carries every ECP5 size in CABGA381; DEVICES' 25F is the CABGA256 one)
     package: str | None = None
+    #: yosys ``ram_style`` of the link's sample buffer (:class:`rtl.host_link.HostLink`)
+    sample_ram: str | None = None
 
     @property
     def device(self) -> Device:
@@ -340,6 +342,10 @@ BOARDS: dict[str, Board] = {
         bitstream="top.bit",
         programmer="openFPGALoader -b ulx3s {bitstream} (or fujprog)",
         package="CABGA381",
+        # the weights, encoder and spike vectors take 55 of the 56 DP16KD; with the link's
+        # 785-byte sample buffer in the last one, nextpnr's router stalled at ~5,700
+        # overused wires (the core alone, at 55, routed)
+        sample_ram="distributed",
     ),
     "icebreaker": Board(
         name="icebreaker",
@@ -382,7 +388,9 @@ class BoardTop(Elaboratable):
         baud: float = DEFAULT_BAUD,
     ) -> None:
         self.board = board
-        self.link = HostLink(cfg, weights, clk_hz=board.clk_hz, baud=baud)
+        self.link = HostLink(
+            cfg, weights, clk_hz=board.clk_hz, baud=baud, sample_ram=board.sample_ram
+        )
 
     def elaborate(self, platform: Any) -> Module:
         m = Module()

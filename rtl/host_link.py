@@ -132,6 +132,10 @@ class HostLink(wiring.Component):
         Toggles with every result sent: an LED that blinks while samples stream.
     error : Out(1)
         Sticky: a frame was answered with an error status; a ``SYNC`` clears it.
+
+    ``sample_ram`` is the sample buffer's yosys ``ram_style`` (None: yosys' choice, a
+    block RAM): ``"distributed"`` keeps it out of block RAM on a part whose block RAMs the
+    weights fill (the ULX3S 25F).
     """
 
     def __init__(
@@ -141,6 +145,7 @@ class HostLink(wiring.Component):
         *,
         clk_hz: float,
         baud: float,
+        sample_ram: str | None = None,
     ) -> None:
         if not isinstance(cfg, Config):
             raise TypeError(f"cfg must be a desire.config.Config, not {cfg!r}")
@@ -149,6 +154,7 @@ class HostLink(wiring.Component):
         self._divisor = uart_divisor(clk_hz, baud)
         self._core = Accelerator(cfg, weights)
         self._n_in = cfg.network.layers[0]
+        self._sample_ram = sample_ram
         self.info = LinkInfo.for_config(cfg)
         self.result_format = result_format(cfg)
         if self.result_format != ResultFormat.for_layout(self._core.result_layout):
@@ -238,7 +244,8 @@ class HostLink(wiring.Component):
         m.d.comb += [self.error.eq(error), self.result.eq(toggle)]
 
         # sample buffer
-        m.submodules.samples = buf = Memory(shape=8, depth=n_in + 1, init=[])
+        attrs = {"ram_style": self._sample_ram} if self._sample_ram else None
+        m.submodules.samples = buf = Memory(shape=8, depth=n_in + 1, init=[], attrs=attrs)
         bw, br = buf.write_port(), buf.read_port()
         length = Signal.like(nbytes)  # payload bytes of a SAMPLE (full width: no wrap)
         feed_i = Signal(range(n_in + 2))

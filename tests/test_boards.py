@@ -133,6 +133,9 @@ def test_ulx3s_25f_top() -> None:
     assert "40000000.0 HZ" in plan.files["top.lpf"]
     assert "cell \\EHXPLLL" in plan.files["top.il"]
     assert 'ram_style "huge"' not in plan.files["top.il"], "no SPRAM on the ECP5"
+    # the link's sample buffer in LUT RAM: the weights fill the block RAMs; elsewhere
+    # yosys chooses (a block RAM on the 85F; the iCE40 has no LUT RAM)
+    assert plan.files["top.il"].count('attribute \\ram_style "distributed"') == 1
 
 
 @pytest.mark.parametrize("name", [n for n, b in BOARDS.items() if b.target == "ecp5"])
@@ -174,6 +177,7 @@ def test_icebreaker_top() -> None:
     assert "EHXPLLL" not in plan.files["top.il"]
     # one weight bank per lane, each asking yosys for an SPRAM
     assert plan.files["top.il"].count('attribute \\ram_style "huge"') == cfg.hardware.lanes
+    assert 'ram_style "distributed"' not in plan.files["top.il"]
     verilog = plan.files["top.debug.v"]
     assert re.search(r"SB_IO\s+#\(", verilog)
     header = re.search(r"module top\((.*?)\);", verilog, re.S)

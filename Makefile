@@ -3,7 +3,7 @@
 # then runs .venv/bin/python), PRESET (named config), CONFIG (TOML/JSON file), SIM (icarus|verilator|all),
 # WAVES=1 (waveforms), SEED (replay a random test), TARGET (ecp5|ice40), SPEED (ECP5 grade 6|7|8),
 # PNR_SEED (nextpnr's placer seed), JOBS (mutants tested in parallel by make mutate),
-# BOARD (make bitstream: ulx3s-85f | icebreaker).
+# BOARD (make bitstream: ulx3s-85f | ulx3s-25f | icebreaker).
 
 PYTHON ?= python3
 # set-up makes .venv from $(PYTHON); a stock Debian python3 refuses pip (PEP 668)
@@ -25,7 +25,7 @@ CFG_ARGS = $(if $(CONFIG),--config $(CONFIG),--preset $(PRESET))
 help:
 	@echo "make setup | test | demo | sim [SIM=icarus|verilator] [WAVES=1] [SEED=n] | verilog"
 	@echo "     synth [TARGET=ecp5|ice40] [DEVICE=25k|85k|up5k] [SPEED=6|7|8] [PNR_SEED=n] | bench | lint   (PRESET=name | CONFIG=file)"
-	@echo "     bitstream BOARD=ulx3s-85f|icebreaker [PNR_SEED=n]   (docs/fpga.md, Boards)"
+	@echo "     bitstream BOARD=ulx3s-85f|ulx3s-25f|icebreaker [PNR_SEED=n]   (docs/fpga.md, Boards)"
 	@echo "     mutate [JOBS=n]   (mutation score of the RTL tests, docs/mutation.md)"
 	@echo "     formal   (every formal proof and its mutants, docs/formal.md)"
 
@@ -60,7 +60,7 @@ synth: setup-fpga
 # a board's bitstream and report into build/bitstream/$(BOARD)/; the board's own config
 # unless CONFIG or a PRESET other than default is given
 bitstream: setup-fpga
-	$(if $(BOARD),,$(error make bitstream needs BOARD=ulx3s-85f or BOARD=icebreaker))
+	$(if $(BOARD),,$(error make bitstream needs BOARD=ulx3s-85f, ulx3s-25f or icebreaker))
 	@$(PY) -c "import amaranth_boards" 2>/dev/null || $(PY) -m pip install -q -e ".[fpga]"
 	$(PY) -m rtl.boards --board $(BOARD) $(if $(CONFIG),--config $(CONFIG)) \
 		$(if $(filter-out default,$(PRESET)),--preset $(PRESET)) --seed $(PNR_SEED) \

@@ -40,12 +40,14 @@ RESULTS = ROOT / "bench" / "results"
 #: hardware: a config file whose [hardware] to use, changes to the export's, or None):
 #: the largest 784-H-10 whose synthesis fits the part (bench/results/targets_synth.json):
 #: with the default hardware (8 lanes per layer, the training units) on the 45F and 85F;
-#: on the 25F at 4 lanes per layer (at 8, nextpnr's packer needs 26,397 LUT4s of 24,288);
+#: on the 25F with its board's (configs/ecp5_25f.toml: inference on a pool of 4 lanes, 13
+#: block RAMs per lane, which 784-64-10 fills; with the training units, 4 lanes per layer,
+#: it held only 784-32-10, and at 8 nextpnr's packer needed 26,397 LUT4s of 24,288);
 #: on the UP5K with its board's (configs/ice40_up5k.toml: inference on a pool of 4 lanes,
 #: one SPRAM of 16K words per lane, which 784-80-10 fills)
 TARGETS: dict[str, tuple[str | None, float | None, str, str | dict[str, Any] | None]] = {
     "iCE40UP5K (SPRAM)": ("up5k", 4 * 256, "fmnist-784-80-10", "configs/ice40_up5k.toml"),
-    "ECP5-25F": ("25f", 56 * 18, "fmnist-784-32-10", {"lanes": 4}),
+    "ECP5-25F": ("25f", 56 * 18, "fmnist-784-64-10", "configs/ecp5_25f.toml"),
     "ECP5-45F": ("45f", 108 * 18, "fmnist-784-112-10", None),
     "ECP5-85F": ("85f", 208 * 18, "fmnist-784-240-10", None),
     "external memory (AXI)": (None, None, "fmnist-784-256-10", None),

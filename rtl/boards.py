@@ -256,6 +256,8 @@ class Board:
     package: str | None = None
     #: yosys ``ram_style`` of the link's sample buffer (:class:`rtl.host_link.HostLink`)
     sample_ram: str | None = None
+    #: nextpnr's placer unless ``--placer`` says otherwise (``rtl.synth.PLACERS``)
+    placer: str = "heap"
 
     @property
     def device(self) -> Device:
@@ -340,8 +342,11 @@ BOARDS: dict[str, Board] = {
         config_file="configs/ecp5_25f.toml",
         # the weights, encoder and spike vectors take 55 of the 56 DP16KD; with the link's
         # 785-byte sample buffer in the last one, nextpnr's router stalled at ~5,700
-        # overused wires (the core alone, at 55, routed)
+        # overused wires (the core alone, at 55, routed); in LUT RAM, the heap placer's
+        # placements still did not route (seeds 1 and 2 stalled at ~4,700 and ~3,700),
+        # the electrostatic placer's did (seed 1: no overuse at iteration 60)
         sample_ram="distributed",
+        placer="static",
     ),
     "icebreaker": Board(
         name="icebreaker",
@@ -504,7 +509,7 @@ def board_yosys_script(target: str) -> str:
     return f"read_rtlil {NAME}.il; {recipe}"
 
 
-def _pnr_args(board: Board, seed: int, freq_mhz: float, placer: str = "heap") -> list[str]:
+def _pnr_args(board: Board, seed: int, freq_mhz: float, placer: str) -> list[str]:
     """nextpnr's arguments: device, the platform's constraints, the report, the seed."""
     device = board.device
     if board.target == "ecp5":
@@ -545,7 +550,7 @@ def build(
     *,
     out: Path,
     seed: int = 1,
-    placer: str = "heap",
+    placer: str | None = None,
     baud: float = DEFAULT_BAUD,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
@@ -556,9 +561,11 @@ def build(
     ``out`` must be new, empty or an earlier ``rtl.boards`` folder. Raises FitError if
     the design does not fit, SynthError if a tool fails, OutputError if ``out`` cannot
     be used. Timing that is not met is in the report (``timing_met``), not an exception.
-    ``progress`` is told the name of each step as it starts.
+    ``progress`` is told the name of each step as it starts. ``placer``: nextpnr's
+    placer (None: the board's, :attr:`Board.placer`).
     """
     say = progress or (lambda _msg: None)
+    placer = placer or board.placer
     claim_output_dir(out, TOOL, create=False)
     times: dict[str, float] = {}
     t0 = time.monotonic()
@@ -678,7 +685,7 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--preset", choices=sorted(PRESETS), help="named config")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
     parser.add_argument(
-        "--placer", choices=PLACERS, default="heap", help="nextpnr placer (default heap)"
+        "--placer", choices=PLACERS, help="nextpnr placer (default: the board's, heap or static)"
     )
     parser.add_argument("--baud", type=int, default=DEFAULT_BAUD, help="UART baud rate")
     parser.add_argument("--out", type=Path, help="output folder (default: build/bitstream/BOARD)")

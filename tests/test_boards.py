@@ -126,6 +126,7 @@ def test_ulx3s_25f_top() -> None:
     assert cfg.network.layers == (784, 64, 10) and cfg.hardware.lanes == 4
     assert not cfg.hardware.training and cfg.hardware.spike_vectors == "memory"
     assert board.clk_hz == 40e6 and board.device_key == "25k"
+    assert board.placer == "static", "the heap placer's placements did not route"
     plan = prepare(board, cfg)
     sites = _lpf_sites(plan.files["top.lpf"])
     assert sites["clk25_0__io"] == "G2" and sites["uart_0__rx__io"] == "M1"

@@ -382,6 +382,17 @@ def test_ecp5_25f_config_is_valid() -> None:
     assert words == 12_736 and -(-words // 1024) == 13 and c.weight_bits == 16
 
 
+def test_ecp5_85f_config_is_valid() -> None:
+    """784-240-10 (the 85 % network) on 8 lanes: 24 DP16KD of 1,024 words per lane, 192 of
+    the 85F's 208 (197 with the encoder and the vectors, bench/results/targets_synth.json)."""
+    cfg = load_config(ROOT / "configs" / "ecp5_85f.toml")
+    assert cfg.network.layers == (784, 240, 10) and cfg.hardware.lanes == 8
+    assert not cfg.hardware.training and cfg.hardware.architecture == "shared"
+    c = constants(cfg)
+    words = sum(c.layers[l] * -(-c.layers[l + 1] // 8) for l in range(c.n_linear))
+    assert words == 24_000 and -(-words // 1024) * 8 == 192
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("DESIRE_SYNTH_TEST") != "1", reason="set DESIRE_SYNTH_TEST=1")
 @pytest.mark.parametrize("target", ["ice40", "ecp5"])
